@@ -68,6 +68,9 @@ export class RelayBus implements MessageBus {
   private readonly heartbeatMs: number;
   private readonly ttlMs: number;
   private readonly syncWindowMs: number;
+  /** How often silent pods are looked for: half a heartbeat. */
+  private readonly sweepMs: number;
+  private lastSweep = 0;
   private readonly observePublish: RelayBusOptions['observePublish'];
 
   private seq = 0;
@@ -88,6 +91,7 @@ export class RelayBus implements MessageBus {
     this.ttlMs = options.ttlMs ?? 15_000;
     if (this.ttlMs <= this.heartbeatMs) throw new Error(`ttlMs (${this.ttlMs}) must exceed heartbeatMs (${this.heartbeatMs})`);
     this.syncWindowMs = options.syncWindowMs ?? Math.min(this.heartbeatMs, 1_000);
+    this.sweepMs = Math.max(25, Math.floor(this.heartbeatMs / 2));
     this.log = options.logger ?? silentLogger;
     this.malformedLog = new RateLimitedLog((o, m) => this.log.warn(o, m));
     this.observePublish = options.observePublish;
@@ -136,7 +140,8 @@ export class RelayBus implements MessageBus {
       this.timers.push(t);
     };
     every(this.heartbeatMs, () => void this.sendControl({ kind: 'heartbeat', podId: this.podId }));
-    every(Math.max(50, Math.floor(this.heartbeatMs / 2)), () => this.expireSilentPods());
+    this.lastSweep = Date.now();
+    every(this.sweepMs, () => this.expireSilentPods());
     every(10_000, () => {
       const dropped = this.chunks.sweep();
       if (dropped > 0) {
@@ -363,16 +368,29 @@ export class RelayBus implements MessageBus {
     this.emit(this.registry.removePod(podId));
   }
 
+  /**
+   * Declares heartbeating pods silent for longer than the TTL dead. Two guards against
+   * blaming others for our own stalls: a sweep that runs late (the event loop was blocked)
+   * credits every peer with the lag, and the decision waits for setImmediate, so heartbeats
+   * already waiting in our socket are read first.
+   */
   private expireSilentPods(): void {
     if (!this.connected) return; // our own outage is not their death
-    const deadline = Date.now() - this.ttlMs;
-    for (const [podId, peer] of this.peers) {
-      if (peer.heartbeats && peer.lastSeen < deadline) {
-        this.stats.podsExpired++;
-        this.log.warn({ podId, silentMs: Date.now() - peer.lastSeen }, 'pod declared dead; removing its users');
-        this.forgetPod(podId);
+    const now = Date.now();
+    const lag = now - this.lastSweep - this.sweepMs;
+    this.lastSweep = now;
+    if (lag > this.heartbeatMs) for (const peer of this.peers.values()) peer.lastSeen += lag;
+    setImmediate(() => {
+      if (!this.connected || this.stopped) return;
+      const deadline = Date.now() - this.ttlMs;
+      for (const [podId, peer] of this.peers) {
+        if (peer.heartbeats && peer.lastSeen < deadline) {
+          this.stats.podsExpired++;
+          this.log.warn({ podId, silentMs: Date.now() - peer.lastSeen }, 'pod declared dead; removing its users');
+          this.forgetPod(podId);
+        }
       }
-    }
+    });
   }
 
   private holdsRoom(roomId: string): boolean {
@@ -409,6 +427,9 @@ export class RelayBus implements MessageBus {
       if (this.connected) return;
       this.connected = true;
       this.stats.reconnects++;
+      // The silence was our outage, not theirs: restart every pod's TTL clock.
+      const now = Date.now();
+      for (const peer of this.peers.values()) peer.lastSeen = now;
       this.log.info({ transport: this.transport.kind, target: this.transport.target }, 'bus reconnected; resyncing presence');
       this.announce();
     } else {

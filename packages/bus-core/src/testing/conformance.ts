@@ -39,7 +39,7 @@ export function describeTransportConformance(name: string, harness: ConformanceH
     const transport = await harness.createTransport(prefix);
     transports.push(transport);
     const hub = new RecordingHub();
-    const bus = new RelayBus({ transport, hub, heartbeatMs: 200, ttlMs: 1_000, syncWindowMs: 300, ...extra });
+    const bus = new RelayBus({ transport, hub, heartbeatMs: 200, ttlMs: 2_000, syncWindowMs: 300, ...extra });
     buses.push(bus);
     await bus.start();
     await bus.whenReady();
@@ -184,7 +184,7 @@ export function describeTransportConformance(name: string, harness: ConformanceH
       await waitFor('the Go frame', () => a.hub.frames('r').length === 1, timeout);
       expect(a.hub.frames('r')[0]).toEqual({ type: 'event', payload: { event: 'note', data: '<b>hi</b> &' } });
       expect(a.bus.getRoomClients('r')).toEqual([{ userId: 'g1', userName: 'Bob <Go> & co' }]);
-      await sleep(1_500); // longer than the TTL: a pod without heartbeats is not expired
+      await sleep(2_500); // longer than the TTL: a pod without heartbeats is not expired
       expect(a.bus.isUserInRoom('r', 'g1')).toBe(true);
       await harness.injectRaw(prefix, 'presence', '{"podId":"go-pod-1","roomId":"r","userId":"g1","action":"leave"}');
       await waitFor('the Go user to leave', () => !a.bus.isUserInRoom('r', 'g1'), timeout);
@@ -201,7 +201,7 @@ export function describeTransportConformance(name: string, harness: ConformanceH
       await b.transport.close();
       const lostAt = Date.now();
       await waitFor('Bea to be expired on A', () => a.hub.left.length === 1, timeout);
-      expect(Date.now() - lostAt).toBeLessThan(5_000);
+      expect(Date.now() - lostAt).toBeLessThan(8_000); // TTL 2 s, generous for a busy machine
       expect(a.hub.left).toEqual([{ roomId: 'room', userId: 'u2' }]);
       expect(a.bus.stats.podsExpired).toBe(1);
     });
