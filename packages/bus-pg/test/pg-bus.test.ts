@@ -1,0 +1,46 @@
+import { BrokerUnreachableError } from '@retrotro/bus-core';
+import { RecordingHub, uniquePrefix, waitFor } from '@retrotro/bus-core/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PgBus, PgTransport, type PgBusOptions } from '../src/index.js';
+import { DATABASE_URL } from './helpers.js';
+
+const buses: PgBus[] = [];
+afterEach(async () => {
+  await Promise.allSettled(buses.splice(0).map((b) => b.stop()));
+});
+
+function bus(options: Partial<PgBusOptions> & { prefix: string }) {
+  const hub = new RecordingHub();
+  const b = new PgBus({ connectionString: DATABASE_URL, hub, heartbeatMs: 200, ttlMs: 2_000, syncWindowMs: 300, ...options });
+  buses.push(b);
+  return { bus: b, hub };
+}
+
+describe('PgBus', () => {
+  it('is a RelayBus over a PgTransport built from one options object', async () => {
+    const prefix = uniquePrefix('pgbus');
+    const a = bus({ prefix, podId: 'pod-a', probeIntervalMs: 1_000 });
+    const b = bus({ prefix, podId: 'pod-b' });
+    expect(a.bus.transport).toBeInstanceOf(PgTransport);
+    expect(a.bus.transport.channels.byStream.room).toBe(`${prefix}_room`);
+    expect(a.bus.podId).toBe('pod-a');
+    await Promise.all([a.bus.start(), b.bus.start()]);
+    await Promise.all([a.bus.whenReady(), b.bus.whenReady()]);
+
+    await a.bus.publishPresenceJoin('r', { userId: 'u1', userName: 'Alice' });
+    const text = '€'.repeat(10_000); // 30 000 bytes: more than one NOTIFY, so chunked
+    expect(await a.bus.broadcastToRoom('r', { type: 'big', payload: { text } })).toEqual({ ok: true });
+    await waitFor('the big frame on B', () => b.hub.frames('r', 'big').length === 1);
+    expect((b.hub.frames('r', 'big')[0]!.payload as { text: string }).text).toBe(text);
+    expect(b.bus.getRoomClients('r')).toEqual([{ userId: 'u1', userName: 'Alice' }]);
+    expect(a.bus.stats.chunkedMessages).toBe(1);
+  });
+
+  it('start() rejects with BrokerUnreachableError naming host and port when the database is down', async () => {
+    const { bus: b } = bus({ prefix: uniquePrefix('down'), connectionString: 'postgres://app:hunter2@127.0.0.1:1/db' });
+    const error = await b.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BrokerUnreachableError);
+    expect((error as Error).message).toMatch(/127\.0\.0\.1:1/);
+    expect((error as Error).message).not.toMatch(/hunter2/);
+  });
+});
