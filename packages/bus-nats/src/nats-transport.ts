@@ -1,0 +1,297 @@
+/**
+ * NatsTransport: core NATS (no JetStream) through nats.js v3. Thin on purpose: connect,
+ * publish text on `<prefix>.<stream>`, hand what arrives to the relay, report connection
+ * state. Envelopes, presence, ordering checks and own-echo filtering live in RelayBus.
+ */
+import { connect, type NatsConnection, type Status, type Subscription } from '@nats-io/transport-node';
+import {
+  BrokerUnreachableError,
+  BusError,
+  BusUnavailableError,
+  maskUrl,
+  silentLogger,
+  type Logger,
+  type PublishOptions,
+  type StreamKind,
+  type Transport,
+  type TransportSink,
+} from '@retrotro/bus-core';
+import { loadCredentials } from './credentials.js';
+import { roomSubject, streamSubject, validatePrefix } from './subjects.js';
+
+export interface NatsTransportOptions {
+  /** Server URL(s); a comma-separated string is split. Default `nats://127.0.0.1:4222`. */
+  servers?: string | string[];
+  /** First token of every subject (BUS_PREFIX). Default `retrotro`. */
+  prefix?: string;
+  /** Path to a `.creds` file (user JWT + nkey seed); re-read on every reconnect. */
+  credentialsFile?: string;
+  logger?: Logger;
+  /** Connection name shown by the server's monitoring (`/connz`). */
+  name?: string;
+  /**
+   * `flat` (default): all room traffic on `<prefix>.room`, as Go pods expect. `per-room`:
+   * room traffic on `<prefix>.room.<room>`, received only by pods with members in that room.
+   */
+  roomSubjects?: 'flat' | 'per-room';
+  /** `open()` gives up after this long. Default 5000. */
+  connectTimeoutMs?: number;
+  /** Pause between reconnect attempts (plus up to 100 ms of jitter). Default: nats.js's 2000. */
+  reconnectTimeWaitMs?: number;
+  /** Client PING interval; two unanswered PINGs count as a lost connection. Default 10000. */
+  pingIntervalMs?: number;
+}
+
+const DEFAULT_SERVERS = 'nats://127.0.0.1:4222';
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+const DRAIN_TIMEOUT_MS = 2_000;
+const STREAMS: readonly StreamKind[] = ['room', 'presence', 'control', 'chunk'];
+
+type Phase = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
+
+export function parseServers(servers: string | string[] | undefined): string[] {
+  const list = (Array.isArray(servers) ? servers : (servers ?? DEFAULT_SERVERS).split(','))
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (list.length === 0) throw new Error('no NATS server given: set servers (e.g. "nats://127.0.0.1:4222")');
+  return list;
+}
+
+export class NatsTransport implements Transport {
+  readonly kind = 'nats';
+  readonly target: string;
+  /** NATS refuses oversized messages rather than splitting them: so does the relay. */
+  readonly chunking = false;
+  readonly prefix: string;
+  readonly roomSubjects: 'flat' | 'per-room';
+
+  private readonly servers: string[];
+  private readonly options: NatsTransportOptions;
+  private readonly log: Logger;
+  private phase: Phase = 'idle';
+  private nc: NatsConnection | undefined;
+  private sink: TransportSink | undefined;
+  private maxPayload = DEFAULT_MAX_PAYLOAD;
+  private statusLoop: Promise<void> | undefined;
+  /** Rooms we want traffic of (per-room mode), with their subscription once connected. */
+  private readonly rooms = new Map<string, Subscription | undefined>();
+
+  constructor(options: NatsTransportOptions = {}) {
+    this.options = options;
+    this.servers = parseServers(options.servers);
+    this.target = maskUrl(this.servers.join(','));
+    this.prefix = validatePrefix(options.prefix ?? 'retrotro');
+    this.roomSubjects = options.roomSubjects ?? 'flat';
+    if (this.roomSubjects !== 'flat' && this.roomSubjects !== 'per-room') {
+      throw new Error(`invalid roomSubjects ${JSON.stringify(this.roomSubjects)}: use "flat" or "per-room"`);
+    }
+    this.log = options.logger ?? silentLogger;
+  }
+
+  /** The server's `max_payload` (1 MiB unless configured otherwise), kept across outages. */
+  get maxPayloadBytes(): number {
+    return this.maxPayload;
+  }
+
+  /** True while connected; publishes fail fast otherwise. */
+  get connected(): boolean {
+    return this.phase === 'connected';
+  }
+
+  async open(sink: TransportSink): Promise<void> {
+    if (this.phase !== 'idle') throw new Error(`NatsTransport cannot open while ${this.phase}; create a new one`);
+    this.phase = 'connecting';
+    let nc: NatsConnection;
+    try {
+      nc = await this.connectWithin(this.options.connectTimeoutMs ?? 5_000);
+    } catch (e) {
+      if (this.phase === 'connecting') this.phase = 'idle'; // a later open() may try again
+      throw e;
+    }
+    if (this.phase !== 'connecting') {
+      // close() was called while we were connecting.
+      await nc.close().catch(() => {});
+      throw new BusError('stopped', 'NATS transport was closed while connecting');
+    }
+    this.nc = nc;
+    this.sink = sink;
+    this.maxPayload = nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
+    // Created before anything else can happen, so no status event is missed.
+    this.statusLoop = this.watchStatus(nc, nc.status());
+    void nc.closed().then((err) => this.onClosed(nc, err));
+    for (const stream of STREAMS) this.subscribe(nc, streamSubject(this.prefix, stream), stream);
+    for (const roomId of this.rooms.keys()) this.rooms.set(roomId, this.subscribeRoom(nc, roomId));
+    this.phase = 'connected';
+    this.log.debug({ target: this.target, server: nc.getServer(), maxPayload: this.maxPayload }, 'NATS connected');
+  }
+
+  publish(stream: StreamKind, payload: string, options?: PublishOptions): Promise<void> {
+    const nc = this.nc;
+    // While reconnecting nats.js would buffer without bound; the relay wants a fast failure.
+    if (this.phase !== 'connected' || !nc) return Promise.reject(new BusUnavailableError(`NATS (${this.target})`));
+    const subject =
+      stream === 'room' && this.roomSubjects === 'per-room' && options?.roomId !== undefined
+        ? roomSubject(this.prefix, options.roomId)
+        : streamSubject(this.prefix, stream);
+    try {
+      // Buffered: nats.js writes everything published in this tick in one socket write.
+      nc.publish(subject, payload);
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      return Promise.reject(new BusError('publish_failed', `NATS publish on ${subject} failed: ${why}`, { cause: e }));
+    }
+    return Promise.resolve();
+  }
+
+  setRoomInterest(roomId: string, interested: boolean): void {
+    if (this.roomSubjects !== 'per-room') return;
+    if (interested) {
+      if (this.rooms.has(roomId)) return;
+      const nc = this.nc;
+      // Before open() or after close() only the wish is recorded; open() subscribes.
+      this.rooms.set(roomId, nc && this.phase !== 'closed' ? this.subscribeRoom(nc, roomId) : undefined);
+    } else {
+      const sub = this.rooms.get(roomId);
+      this.rooms.delete(roomId);
+      try {
+        sub?.unsubscribe();
+      } catch (e) {
+        this.log.debug({ err: e, roomId }, 'NATS unsubscribe failed');
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    const nc = this.nc;
+    const wasConnected = this.phase === 'connected';
+    this.phase = 'closed';
+    this.sink = undefined; // no callbacks from here on
+    this.nc = undefined;
+    if (!nc) return;
+    if (wasConnected) {
+      // Drain so the last messages (leaves, bye) reach the server; bounded, as a dying server may never answer.
+      let timer: NodeJS.Timeout | undefined;
+      const giveUp = new Promise<void>((r) => (timer = setTimeout(r, DRAIN_TIMEOUT_MS)));
+      await Promise.race([nc.drain().catch(() => {}), giveUp]);
+      clearTimeout(timer);
+    }
+    if (!nc.isClosed()) await nc.close().catch(() => {});
+    await this.statusLoop;
+  }
+
+  // ---- internals -----------------------------------------------------------------------
+
+  private async connectWithin(timeoutMs: number): Promise<NatsConnection> {
+    const authenticator = this.options.credentialsFile ? await loadCredentials(this.options.credentialsFile) : undefined;
+    const attempt = connect({
+      servers: this.servers,
+      timeout: timeoutMs,
+      maxReconnectAttempts: -1,
+      // With -1 we reconnect forever, also past an auth error: a rotated creds file may fix it.
+      ignoreAuthErrorAbort: true,
+      pingInterval: this.options.pingIntervalMs ?? 10_000,
+      ...(this.options.reconnectTimeWaitMs !== undefined && { reconnectTimeWait: this.options.reconnectTimeWaitMs }),
+      ...(this.options.name !== undefined && { name: this.options.name }),
+      ...(authenticator && { authenticator }),
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      // nats.js's timeout is per server; this bounds the whole list.
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([attempt, deadline]);
+    } catch (e) {
+      // If the attempt succeeds after all, nobody wants that connection.
+      void attempt.then((late) => late.close()).catch(() => {});
+      throw new BrokerUnreachableError(this.target, describeConnectError(e, timeoutMs));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private subscribe(nc: NatsConnection, subject: string, stream: StreamKind): Subscription {
+    // A callback (not an iterator) runs synchronously per message, in arrival order across
+    // all subjects of this connection: one pod's publish order is kept.
+    return nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) {
+          this.log.error({ err, subject }, 'NATS subscription failed');
+          return;
+        }
+        this.sink?.receive(stream, msg.string());
+      },
+    });
+  }
+
+  private subscribeRoom(nc: NatsConnection, roomId: string): Subscription | undefined {
+    try {
+      return this.subscribe(nc, roomSubject(this.prefix, roomId), 'room');
+    } catch (e) {
+      this.log.error({ err: e, roomId }, 'NATS subscribe to a room subject failed');
+      return undefined;
+    }
+  }
+
+  private async watchStatus(nc: NatsConnection, events: AsyncIterable<Status>): Promise<void> {
+    for await (const s of events) {
+      if (this.nc !== nc) continue; // closing: let the iterator end by itself
+      switch (s.type) {
+        case 'disconnect':
+          this.lost(new Error(`lost connection to ${maskUrl(s.server)}`));
+          break;
+        case 'reconnecting':
+          this.lost(new Error('reconnecting'));
+          break;
+        case 'staleConnection':
+          this.log.warn({ target: this.target }, 'NATS server stopped answering pings; reconnecting');
+          this.lost(new Error('server stopped answering pings'));
+          break;
+        case 'reconnect':
+          this.regained(nc, s.server);
+          break;
+        case 'error':
+          this.log.warn({ err: s.error, target: this.target }, 'NATS server reported an error');
+          break;
+        case 'ldm':
+          this.log.info({ server: maskUrl(s.server) }, 'NATS server entering lame duck mode; it will close us and we reconnect elsewhere');
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  private lost(error: Error): void {
+    if (this.phase !== 'connected') return;
+    this.phase = 'reconnecting';
+    this.sink?.stateChanged('reconnecting', error);
+  }
+
+  private regained(nc: NatsConnection, server: string): void {
+    if (this.phase !== 'reconnecting') return;
+    // Another server of the cluster may have another limit.
+    this.maxPayload = nc.info?.max_payload ?? this.maxPayload;
+    this.phase = 'connected';
+    this.log.debug({ server: maskUrl(server) }, 'NATS reconnected');
+    this.sink?.stateChanged('connected');
+  }
+
+  /** nats.js closed the connection by itself (not through close()): final. */
+  private onClosed(nc: NatsConnection, err: void | Error): void {
+    if (this.nc !== nc || this.phase === 'closed') return;
+    const error = err ?? new Error('NATS connection closed');
+    this.log.error({ err: error, target: this.target }, 'NATS connection closed for good');
+    this.phase = 'closed';
+    this.sink?.stateChanged('closed', error);
+    this.sink = undefined;
+  }
+}
+
+/** A one-line reason for an unreachable broker (the URL is added by BrokerUnreachableError). */
+function describeConnectError(e: unknown, timeoutMs: number): Error {
+  if (!(e instanceof Error)) return new Error(String(e));
+  if (e.name === 'TimeoutError') return new Error(`no answer within ${timeoutMs} ms`, { cause: e });
+  const detail = e.cause instanceof Error && e.cause.message !== e.message ? ` (${e.cause.message})` : '';
+  return new Error(`${e.message}${detail}`, { cause: e });
+}

@@ -1,0 +1,47 @@
+/**
+ * NATS subject names. The flat subjects are the contract's (`<prefix>.room`,
+ * `<prefix>.presence`), shared with Go pods; `control` and `chunk` are ours. Per-room
+ * subjects (`<prefix>.room.<token>`) are an opt-in extension Go pods never see.
+ */
+import type { StreamKind } from '@retrotro/bus-core';
+
+/** A single subject token: no separator (`.`), no wildcard (`*`, `>`), no whitespace or control character. */
+const TOKEN = /^[^\s.*>\u0000-\u001f\u007f]+$/;
+
+export function validatePrefix(prefix: string): string {
+  if (!TOKEN.test(prefix)) {
+    throw new Error(
+      `invalid NATS subject prefix ${JSON.stringify(prefix)}: use one non-empty subject token ` +
+        `without '.', '*', '>' or whitespace (e.g. "retrotro")`,
+    );
+  }
+  return prefix;
+}
+
+export function streamSubject(prefix: string, stream: StreamKind): string {
+  return `${prefix}.${stream}`;
+}
+
+export function roomSubject(prefix: string, roomId: string): string {
+  return `${prefix}.room.${roomToken(roomId)}`;
+}
+
+// Characters kept as they are; everything else becomes `_` + two hex digits per UTF-8 byte.
+// `_` is escaped too, so the mapping is one-to-one for any string.
+const KEEP = /[A-Za-z0-9:-]/;
+
+/**
+ * Encodes a room id as one subject token. Room ids are `[A-Za-z0-9._:-]`, but `.` separates
+ * subject tokens in NATS, so it is escaped: `team.alpha` becomes `team_2Ealpha`.
+ */
+export function roomToken(roomId: string): string {
+  let out = '';
+  for (const ch of roomId) {
+    if (KEEP.test(ch)) {
+      out += ch;
+    } else {
+      for (const byte of Buffer.from(ch, 'utf8')) out += `_${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    }
+  }
+  return out;
+}
