@@ -1,0 +1,35 @@
+/** Builds the MessageBus that BUS_TYPE names (CONTRACT section 2). */
+import { MemoryBroker, MemoryTransport, RelayBus, type LocalHub, type Logger, type RelayBusOptions } from '@retrotro/bus-core';
+import { NatsBus } from '@retrotro/bus-nats';
+import { PgBus } from '@retrotro/bus-pg';
+import type { Config } from './config.js';
+
+export function createBus(
+  config: Config,
+  hub: LocalHub,
+  logger: Logger,
+  observePublish?: RelayBusOptions['observePublish'],
+): RelayBus {
+  const common = {
+    hub,
+    logger,
+    heartbeatMs: config.presenceHeartbeatMs,
+    ttlMs: config.presenceTtlMs,
+    ...(observePublish ? { observePublish } : {}),
+  };
+  switch (config.busType) {
+    case 'postgres':
+      return new PgBus({ ...common, connectionString: config.databaseUrl, prefix: config.busPrefix });
+    case 'nats':
+      return new NatsBus({
+        ...common,
+        servers: config.natsUrl,
+        prefix: config.busPrefix,
+        roomSubjects: config.natsRoomSubjects,
+        ...(config.natsCredentials ? { credentialsFile: config.natsCredentials } : {}),
+      });
+    case 'memory':
+      // One process, no relay: the same RelayBus over an in-process broker.
+      return new RelayBus({ ...common, transport: new MemoryTransport(new MemoryBroker()) });
+  }
+}

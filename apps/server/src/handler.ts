@@ -1,0 +1,154 @@
+/**
+ * The protocol on one socket (CONTRACT section 4): parses frames, enforces limits, and
+ * turns commands into hub and bus calls. Nothing a client sends can throw out of here.
+ */
+import type { PublishResult, RelayBus } from '@retrotro/bus-core';
+import type { Identity } from './auth.js';
+import { Client, type ClientSocket, type Hub } from './hub.js';
+import { ROOM_ID, errorFrame, isObject, parseClientFrame, type ErrorCode } from './protocol.js';
+import { TokenBucket } from './rate-limit.js';
+import { TIMER_COMMANDS, type TimerCommandType, type TimerService } from './timer.js';
+import type { Logger } from 'pino';
+
+export interface HandlerOptions {
+  rateLimit: number;
+  maxRoomsPerPod: number;
+  maxParticipantsPerRoom: number;
+}
+
+export class HandlerCounters {
+  framesIn = 0;
+  badFrames = 0;
+  rateLimited = 0;
+}
+
+export class Handler {
+  readonly counters = new HandlerCounters();
+
+  constructor(
+    private readonly hub: Hub,
+    private readonly bus: RelayBus,
+    private readonly timers: TimerService,
+    private readonly options: HandlerOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /** Registers a new authenticated socket; returns the callbacks the socket layer must call. */
+  connect(socket: ClientSocket, identity: Identity) {
+    const client = new Client(socket, identity);
+    this.hub.add(client);
+    const bucket = this.options.rateLimit > 0 ? new TokenBucket(this.options.rateLimit) : undefined;
+    return {
+      client,
+      message: (text: string) => {
+        this.counters.framesIn++;
+        if (bucket && !bucket.take()) {
+          this.counters.rateLimited++;
+          if (bucket.strikes > Math.max(20, this.options.rateLimit * 2)) {
+            socket.close(1008, 'rate limit exceeded');
+          } else {
+            this.error(client, 'rate_limited', `more than ${this.options.rateLimit} frames per second; frame dropped`);
+          }
+          return;
+        }
+        try {
+          this.handle(client, text);
+        } catch (e) {
+          this.log.error({ err: e, clientId: client.id }, 'frame handler failed');
+        }
+      },
+      close: () => this.hub.remove(client),
+    };
+  }
+
+  /**
+   * Synchronous on purpose: every effect (local delivery, presence, the order of publishes
+   * handed to the transport) happens in frame order; broker acknowledgements come later.
+   */
+  private handle(client: Client, text: string): void {
+    const parsed = parseClientFrame(text);
+    if (!parsed.ok) return this.error(client, 'bad_message', parsed.reason);
+    const { type, payload } = parsed.frame;
+    switch (type) {
+      case 'heartbeat':
+        return;
+      case 'join_room':
+        return this.join(client, payload);
+      case 'leave_room':
+        if (client.roomId === undefined) return this.error(client, 'not_in_room', 'not in a room');
+        this.hub.leave(client, { grace: false });
+        return;
+      case 'publish':
+        return this.publish(client, payload);
+      default:
+        if ((TIMER_COMMANDS as readonly string[]).includes(type)) {
+          if (client.roomId === undefined) return this.error(client, 'not_in_room', 'join a room first');
+          const r = this.timers.command(client.roomId, type as TimerCommandType, payload);
+          if (!r.ok) return this.error(client, r.code, r.message);
+          return this.reportRelay(client, r.sent, 'timer change applied on this server only');
+        }
+        return this.error(client, 'bad_message', `unknown frame type ${JSON.stringify(type.slice(0, 64))}`);
+    }
+  }
+
+  private join(client: Client, payload: unknown): void {
+    const roomId = isObject(payload) ? payload.roomId : undefined;
+    if (typeof roomId !== 'string' || !ROOM_ID.test(roomId)) {
+      return this.error(client, 'bad_message', 'join_room needs payload.roomId: 1-128 characters of [A-Za-z0-9._:-]');
+    }
+    const allowed = client.identity.rooms;
+    if (allowed && !allowed.includes(roomId)) return this.error(client, 'forbidden', `your token does not allow room ${roomId}`);
+    if (client.roomId === roomId) return this.sendRoomState(client, roomId);
+    if (!this.hub.hasRoom(roomId) && this.hub.roomCount >= this.options.maxRoomsPerPod) {
+      return this.error(client, 'too_many_rooms', `this server hosts its maximum of ${this.options.maxRoomsPerPod} rooms`);
+    }
+    if (
+      !this.bus.isUserInRoom(roomId, client.userId) &&
+      this.bus.getRoomClients(roomId).length >= this.options.maxParticipantsPerRoom
+    ) {
+      return this.error(client, 'room_full', `room ${roomId} has its maximum of ${this.options.maxParticipantsPerRoom} participants`);
+    }
+    if (client.roomId !== undefined) this.hub.leave(client, { grace: false });
+    if (this.hub.join(client, roomId)) {
+      // Registers the user cluster-wide at once (others get participant_joined), then relays.
+      const sent = this.bus.publishPresenceJoin(roomId, client.participant);
+      this.sendRoomState(client, roomId);
+      void sent.then((r) => {
+        if (!r.ok) this.log.warn({ err: r.error, roomId }, 'presence join not relayed; it is resent on resync');
+      });
+    } else {
+      this.sendRoomState(client, roomId);
+    }
+  }
+
+  private sendRoomState(client: Client, roomId: string): void {
+    this.hub.send(client, {
+      type: 'room_state',
+      payload: { roomId, participants: this.bus.getRoomClients(roomId), timer: this.timers.view(roomId) },
+    });
+  }
+
+  private publish(client: Client, payload: unknown): void {
+    if (!isObject(payload) || typeof payload.event !== 'string' || payload.event === '') {
+      return this.error(client, 'bad_message', 'publish needs payload.event (a non-empty string) and payload.data');
+    }
+    if (client.roomId === undefined) return this.error(client, 'not_in_room', 'join a room before publishing');
+    const frame = {
+      type: 'event',
+      payload: { event: payload.event, data: payload.data ?? null, from: client.participant },
+    };
+    this.reportRelay(client, this.bus.broadcastToRoomExcept(client.roomId, frame, client.id), 'event delivered on this server only');
+  }
+
+  /** Tells the client when the other pods could not be reached (local delivery already happened). */
+  private reportRelay(client: Client, sent: Promise<PublishResult>, what: string): void {
+    void sent.then((r) => {
+      if (!r.ok) this.error(client, 'relay_failed', `${what}: ${r.error.message}`);
+    });
+  }
+
+  private error(client: Client, code: ErrorCode, message: string): void {
+    if (code === 'bad_message') this.counters.badFrames++;
+    this.hub.send(client, errorFrame(code, message));
+  }
+}

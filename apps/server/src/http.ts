@@ -1,0 +1,123 @@
+/**
+ * HTTP routes (CONTRACT sections 3, 6 and 7): health, readiness, metrics, the dev token,
+ * the demo page and the API for other backends. WebSocket upgrades are in ws-gateway.ts.
+ */
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import type { RelayBus } from '@retrotro/bus-core';
+import type { Authenticator } from './auth.js';
+import type { Config } from './config.js';
+import type { Metrics } from './metrics.js';
+import { ROOM_ID, isObject } from './protocol.js';
+
+export interface HttpDeps {
+  config: Config;
+  bus: RelayBus;
+  auth: Authenticator;
+  metrics: Metrics;
+}
+
+const demoPage = (() => {
+  try {
+    return readFileSync(new URL('./public/index.html', import.meta.url));
+  } catch {
+    return Buffer.from('<!doctype html><title>retrotro</title><p>demo page missing: run pnpm build</p>');
+  }
+})();
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const data = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(data) });
+  res.end(data);
+}
+
+const notFound = (res: ServerResponse) => json(res, 404, { error: 'not found' });
+
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Reads a request body up to `limit` bytes; undefined when it is larger. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) over = true;
+      else parts.push(chunk);
+    });
+    req.on('end', () => resolve(over ? undefined : Buffer.concat(parts)));
+    req.on('error', reject);
+  });
+}
+
+export function createRequestHandler(deps: HttpDeps) {
+  const { config, bus, auth, metrics } = deps;
+  const devMode = !config.jwtSecret && !config.production;
+
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
+    try {
+      if (req.method === 'GET' && path === '/healthz') return json(res, 200, { status: 'ok', podId: bus.podId });
+      if (req.method === 'GET' && path === '/readyz') {
+        return json(res, bus.ready ? 200 : 503, bus.status());
+      }
+      if (req.method === 'GET' && path === '/metrics') {
+        const { contentType, body } = await metrics.render();
+        res.writeHead(200, { 'content-type': contentType });
+        return void res.end(body);
+      }
+      if (req.method === 'GET' && path === '/dev/token') {
+        if (!devMode) return notFound(res);
+        const name = (url.searchParams.get('name') ?? '').trim().slice(0, 64) || 'guest';
+        return json(res, 200, { token: await auth.issue(name) });
+      }
+      if (req.method === 'GET' && (path === '/' || path === '/index.html')) {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'x-pod-id': bus.podId });
+        return void res.end(demoPage);
+      }
+      const api = /^\/api\/rooms\/([^/]+)\/(publish|participants)$/.exec(path);
+      if (api) return await apiRoute(req, res, decodeURIComponent(api[1]!), api[2] as 'publish' | 'participants');
+      return notFound(res);
+    } catch (e) {
+      if (!res.headersSent) json(res, 500, { error: (e as Error).message });
+      else res.destroy();
+    }
+  };
+
+  async function apiRoute(req: IncomingMessage, res: ServerResponse, roomId: string, action: 'publish' | 'participants') {
+    if (!config.apiKey) return notFound(res);
+    const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
+    if (!m || !sameSecret(m[1]!.trim(), config.apiKey)) return json(res, 401, { error: 'missing or wrong API key' });
+    if (!ROOM_ID.test(roomId)) return json(res, 400, { error: 'room id must be 1-128 characters of [A-Za-z0-9._:-]' });
+    if (action === 'participants') {
+      if (req.method !== 'GET') return json(res, 405, { error: 'use GET' });
+      return json(res, 200, { participants: bus.getRoomClients(roomId) });
+    }
+    if (req.method !== 'POST') return json(res, 405, { error: 'use POST' });
+    const body = await readBody(req, config.wsMaxPayload);
+    if (body === undefined) return json(res, 413, { error: `body exceeds ${config.wsMaxPayload} bytes` });
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch {
+      return json(res, 400, { error: 'body is not JSON' });
+    }
+    if (!isObject(parsed) || typeof parsed.event !== 'string' || parsed.event === '') {
+      return json(res, 400, { error: 'body must be {"event": non-empty string, "data": any}' });
+    }
+    const frame = {
+      type: 'event',
+      payload: { event: parsed.event, data: parsed.data ?? null, from: { userId: 'server', userName: 'server' } },
+    };
+    const r = await bus.broadcastToRoom(roomId, frame);
+    if (!r.ok) return json(res, 503, { error: `delivered on this pod only: ${r.error.message}` });
+    return json(res, 202, { ok: true });
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * The pod's local sockets and rooms. It implements the bus's LocalHub: the bus calls it to
+ * deliver frames and to report cluster-wide joins and leaves; the hub calls `onUserGone`
+ * when a user's last local connection in a room is gone for good (after the grace period
+ * for dropped sockets), which the composition root wires to `bus.publishPresenceLeave`.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Frame, LocalHub, Participant } from '@retrotro/bus-core';
+import type { Identity } from './auth.js';
+
+/** What the hub needs of a socket (`ws` WebSocket fits); lets tests use fakes. */
+export interface ClientSocket {
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  readonly bufferedAmount: number;
+}
+
+export class Client {
+  readonly id = randomUUID();
+  roomId: string | undefined;
+  constructor(
+    readonly socket: ClientSocket,
+    readonly identity: Identity,
+  ) {}
+  get userId(): string {
+    return this.identity.userId;
+  }
+  get participant(): Participant {
+    return { userId: this.identity.userId, userName: this.identity.userName };
+  }
+}
+
+export interface HubOptions {
+  /** How long a dropped user stays present (DISCONNECT_GRACE_MS). */
+  graceMs: number;
+  /** A socket whose unsent bytes exceed this is closed with 1013 (slow consumer). */
+  maxBufferedBytes: number;
+  /** The user's last local connection in the room is gone: tell the cluster. */
+  onUserGone(roomId: string, userId: string): void;
+}
+
+export class HubCounters {
+  framesOut = 0;
+  slowConsumers = 0;
+}
+
+const key = (roomId: string, userId: string) => `${roomId}\u0000${userId}`;
+
+export class Hub implements LocalHub {
+  readonly counters = new HubCounters();
+  private readonly clients = new Set<Client>();
+  /** roomId -> userId -> that user's local clients in the room */
+  private readonly rooms = new Map<string, Map<string, Set<Client>>>();
+  /** Dropped users waiting out their grace period, by room and user. */
+  private readonly grace = new Map<string, NodeJS.Timeout>();
+  private closing = false;
+
+  constructor(private readonly options: HubOptions) {}
+
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  get roomCount(): number {
+    return this.rooms.size;
+  }
+
+  hasRoom(roomId: string): boolean {
+    return this.rooms.has(roomId);
+  }
+
+  add(client: Client): void {
+    this.clients.add(client);
+  }
+
+  /** The socket is gone (clean close or drop): leave its room after the grace period. */
+  remove(client: Client): void {
+    if (!this.clients.delete(client)) return;
+    this.leave(client, { grace: true });
+  }
+
+  /**
+   * Puts the client in a room. Returns true when this is the user's first local connection
+   * there (the caller then announces the user to the cluster); false for another tab or a
+   * reconnect within the grace period.
+   */
+  join(client: Client, roomId: string): boolean {
+    let users = this.rooms.get(roomId);
+    if (!users) this.rooms.set(roomId, (users = new Map()));
+    let conns = users.get(client.userId);
+    const hadConnection = conns !== undefined && conns.size > 0;
+    if (!conns) users.set(client.userId, (conns = new Set()));
+    conns.add(client);
+    client.roomId = roomId;
+    const pending = this.grace.get(key(roomId, client.userId));
+    if (pending) {
+      clearTimeout(pending);
+      this.grace.delete(key(roomId, client.userId));
+      return false; // still announced from before the drop
+    }
+    return !hadConnection;
+  }
+
+  /**
+   * Takes the client out of its room. With `grace`, a user whose last connection this was
+   * stays present for `graceMs` (a reconnect cancels it); without, they leave at once.
+   */
+  leave(client: Client, { grace }: { grace: boolean }): void {
+    const roomId = client.roomId;
+    if (roomId === undefined) return;
+    client.roomId = undefined;
+    const users = this.rooms.get(roomId);
+    const conns = users?.get(client.userId);
+    if (!users || !conns || !conns.delete(client) || conns.size > 0) return;
+    const k = key(roomId, client.userId);
+    if (grace && this.options.graceMs > 0 && !this.closing) {
+      const timer = setTimeout(() => {
+        this.grace.delete(k);
+        if (!this.rooms.get(roomId)?.get(client.userId)?.size) this.userGone(roomId, client.userId);
+      }, this.options.graceMs);
+      timer.unref();
+      this.grace.set(k, timer);
+    } else {
+      this.userGone(roomId, client.userId);
+    }
+  }
+
+  /** Sends one frame to one client. */
+  send(client: Client, frame: Frame): void {
+    this.sendRaw(client, JSON.stringify(frame));
+  }
+
+  // ---- LocalHub (called by the bus) -----------------------------------------------------
+
+  deliverLocal(roomId: string, frame: Frame, exceptClientId?: string): void {
+    const users = this.rooms.get(roomId);
+    if (!users) return;
+    const data = JSON.stringify(frame); // once per room, not per socket
+    for (const conns of users.values()) {
+      for (const c of conns) if (c.id !== exceptClientId) this.sendRaw(c, data);
+    }
+  }
+
+  participantJoined(roomId: string, participant: Participant): void {
+    this.sendToOthers(roomId, participant.userId, { type: 'participant_joined', payload: participant });
+  }
+
+  participantLeft(roomId: string, userId: string): void {
+    this.sendToOthers(roomId, userId, { type: 'participant_left', payload: { userId } });
+  }
+
+  cancelPendingDisconnect(roomId: string, userId: string): void {
+    const k = key(roomId, userId);
+    const pending = this.grace.get(k);
+    if (!pending) return;
+    // The user reconnected on another pod: our stale entry can go now, nobody sees a leave.
+    clearTimeout(pending);
+    this.grace.delete(k);
+    this.userGone(roomId, userId);
+  }
+
+  // ---- shutdown -------------------------------------------------------------------------
+
+  /** Closes every socket (1001 going away). The bus's stop() then tells the cluster. */
+  closeAll(code = 1001, reason = 'server shutting down'): void {
+    this.closing = true;
+    for (const t of this.grace.values()) clearTimeout(t);
+    this.grace.clear();
+    for (const c of this.clients) {
+      try {
+        c.socket.close(code, reason);
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  private sendToOthers(roomId: string, userId: string, frame: Frame): void {
+    const users = this.rooms.get(roomId);
+    if (!users) return;
+    const data = JSON.stringify(frame);
+    for (const [uid, conns] of users) if (uid !== userId) for (const c of conns) this.sendRaw(c, data);
+  }
+
+  private userGone(roomId: string, userId: string): void {
+    const users = this.rooms.get(roomId);
+    if (users && !users.get(userId)?.size) {
+      users.delete(userId);
+      if (users.size === 0) this.rooms.delete(roomId);
+    }
+    if (!this.closing) this.options.onUserGone(roomId, userId);
+  }
+
+  private sendRaw(client: Client, data: string): void {
+    const socket = client.socket;
+    if (socket.bufferedAmount > this.options.maxBufferedBytes) {
+      // A slow consumer must never hold memory for everyone else: drop it, it can reconnect.
+      this.counters.slowConsumers++;
+      socket.close(1013, 'too slow: send buffer full');
+      return;
+    }
+    this.counters.framesOut++;
+    try {
+      socket.send(data);
+    } catch {
+      // socket closing under us; its close handler cleans up
+    }
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * WebSocket upgrades: origin check, token check (401 before any socket exists), then the
+ * socket is handed to the protocol handler. Also closes sockets whose token expires (4001).
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Logger } from 'pino';
+import { AuthError, tokenFromRequest, type Authenticator } from './auth.js';
+import type { Config } from './config.js';
+import type { Handler } from './handler.js';
+
+function refuse(socket: Duplex, status: number, text: string, reason: string): void {
+  const body = JSON.stringify({ error: reason });
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+export function attachWebSockets(server: Server, config: Config, auth: Authenticator, handler: Handler, log: Logger) {
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: config.wsMaxPayload, // larger frames: ws closes with 1009
+    perMessageDeflate: config.perMessageDeflate,
+  });
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname !== '/ws') return refuse(socket, 404, 'Not Found', 'WebSocket endpoint is /ws');
+    const origin = req.headers.origin;
+    if (config.allowedOrigins && origin !== undefined && !config.allowedOrigins.includes(origin)) {
+      return refuse(socket, 403, 'Forbidden', 'origin not allowed');
+    }
+    auth.verify(tokenFromRequest(url, req.headers.authorization)).then(
+      (identity) => {
+        wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+          const conn = handler.connect(ws, identity);
+          let expiry: NodeJS.Timeout | undefined;
+          if (identity.expiresAt !== undefined) {
+            const ms = Math.max(0, identity.expiresAt - Date.now());
+            // setTimeout cannot wait longer than ~24.8 days; such tokens just stay open.
+            if (ms < 2 ** 31 - 1) expiry = setTimeout(() => ws.close(4001, 'token expired'), ms);
+          }
+          ws.on('message', (data, isBinary) => {
+            conn.message(isBinary ? '\u0000binary' : data.toString());
+          });
+          ws.on('close', () => {
+            clearTimeout(expiry);
+            conn.close();
+          });
+          ws.on('error', (err) => log.debug({ err, clientId: conn.client.id }, 'socket error'));
+        });
+      },
+      (e: unknown) => {
+        const reason = e instanceof AuthError ? e.message : 'authentication failed';
+        refuse(socket, 401, 'Unauthorized', reason);
+      },
+    );
+  });
+  return wss;
+}

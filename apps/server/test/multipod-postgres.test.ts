@@ -1,0 +1,3 @@
+import { describeMultiPod } from './support/multipod-suite.js';
+
+describeMultiPod('postgres');
