@@ -1,0 +1,2 @@
+// placeholder: the benchmark entry point (issue 5)
+export {};
