@@ -107,6 +107,11 @@ export class ChunkAssembler {
   add(chunk: ChunkHeader): ChunkResult {
     const key = `${chunk.podId}/${chunk.msgId}`;
     let p = this.pending.get(key);
+    if (p && chunk.index === 0) {
+      // A pod restarted under the same id mid-message: its new message starts over.
+      this.drop(key, p);
+      p = undefined;
+    }
     if (!p) {
       if (chunk.index !== 0) return { kind: 'malformed', reason: 'chunk without its first part' };
       p = { stream: chunk.stream, count: chunk.count, parts: [], bytes: 0, startedAt: this.now() };

@@ -52,7 +52,7 @@ export type ControlEnvelope =
   | { kind: 'state'; podId: string; entry: StateEntry; seq?: number }
   | { kind: 'bye'; podId: string; seq?: number };
 
-export type Decoded<T> = { ok: true; value: T } | { ok: false; reason: string } | { ok: 'ignored'; podId: string };
+export type Decoded<T> = { ok: true; value: T } | { ok: false; reason: string } | { ok: 'ignored'; podId: string; seq?: number };
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -93,7 +93,7 @@ export function decodePresence(payload: string): Decoded<PresenceEnvelope> {
   }
   if (!isString(v.action)) return { ok: false, reason: 'missing action' };
   // Other actions are allowed by the contract (a newer pod's extensions): skip, not malformed.
-  if (v.action !== 'join' && v.action !== 'leave') return { ok: 'ignored', podId: v.podId as string };
+  if (v.action !== 'join' && v.action !== 'leave') return { ok: 'ignored', podId: v.podId as string, seq: v.seq as number | undefined };
   return { ok: true, value: v as unknown as PresenceEnvelope };
 }
 
@@ -128,7 +128,9 @@ export function decodeControl(payload: string): Decoded<ControlEnvelope> {
       if (!isStateEntry(v.entry)) return { ok: false, reason: 'bad state entry' };
       break;
     default:
-      return isString(v.kind) ? { ok: 'ignored', podId: v.podId as string } : { ok: false, reason: 'missing kind' };
+      return isString(v.kind)
+        ? { ok: 'ignored', podId: v.podId as string, seq: v.seq as number | undefined }
+        : { ok: false, reason: 'missing kind' };
   }
   return { ok: true, value: v as unknown as ControlEnvelope };
 }

@@ -47,7 +47,9 @@ interface Peer {
   lastSeen: number;
   /** Only pods that have heartbeated can be expired: a Go pod never does, and never expires. */
   heartbeats: boolean;
+  /** Last sequence number seen on presence/control, and on room frames (a counter of their own). */
   lastSeq?: number;
+  lastRoomSeq?: number;
 }
 
 const POD_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -73,7 +75,9 @@ export class RelayBus implements MessageBus {
   private lastSweep = 0;
   private readonly observePublish: RelayBusOptions['observePublish'];
 
+  /** Sequence numbers: one counter for room frames, one for presence and control. */
   private seq = 0;
+  private roomSeq = 0;
   private msgIds = 0;
   private connected = false;
   private synced = false;
@@ -139,7 +143,9 @@ export class RelayBus implements MessageBus {
       t.unref();
       this.timers.push(t);
     };
-    every(this.heartbeatMs, () => void this.sendControl({ kind: 'heartbeat', podId: this.podId }));
+    every(this.heartbeatMs, () => {
+      if (this.connected) void this.sendControl({ kind: 'heartbeat', podId: this.podId });
+    });
     this.lastSweep = Date.now();
     every(this.sweepMs, () => this.expireSilentPods());
     every(10_000, () => {
@@ -244,7 +250,11 @@ export class RelayBus implements MessageBus {
         stream === 'room' ? decodeRoom(payload) : stream === 'presence' ? decodePresence(payload) : decodeControl(payload);
       if (decoded.ok === false) return this.malformed(stream, decoded.reason, payload);
       if (decoded.ok === 'ignored') {
-        if (decoded.podId !== this.podId) this.stats.ignored++;
+        // A newer pod's extension: skipped, but its sequence number still counts.
+        if (decoded.podId !== this.podId) {
+          this.stats.ignored++;
+          this.checkSequence(decoded.podId, decoded.seq, 'other');
+        }
         return;
       }
       const env = decoded.value;
@@ -252,7 +262,8 @@ export class RelayBus implements MessageBus {
         this.stats.ownEchoes++;
         return;
       }
-      if (!this.checkSequence(env.podId, env.seq, stream === 'control' && (env as ControlEnvelope).kind === 'heartbeat')) return;
+      const kind = stream === 'room' ? 'room' : stream === 'control' ? (env as ControlEnvelope).kind : 'other';
+      if (!this.checkSequence(env.podId, env.seq, kind)) return;
       this.stats.received[stream]++;
       if (stream === 'room') {
         const room = env as RoomEnvelope;
@@ -290,22 +301,28 @@ export class RelayBus implements MessageBus {
   }
 
   /**
-   * Tracks each pod's liveness and sequence. Returns false for a duplicate or replayed
-   * envelope. A gap means we missed something from that pod: ask it for a full sync.
+   * Tracks each pod's liveness and sequence numbers. Returns false for a duplicate. Room
+   * frames have their own counter and may legitimately skip numbers (NATS per-room subjects
+   * deliver only the rooms we host), so only duplicates are checked there; a gap in the
+   * other streams means presence or state was lost: ask that pod for a full sync.
    */
-  private checkSequence(podId: string, seq: number | undefined, isHeartbeat: boolean): boolean {
+  private checkSequence(podId: string, seq: number | undefined, kind: string): boolean {
     let peer = this.peers.get(podId);
     const isNew = !peer;
     if (!peer) this.peers.set(podId, (peer = { lastSeen: Date.now(), heartbeats: false }));
     peer.lastSeen = Date.now();
-    if (isHeartbeat && !peer.heartbeats) {
-      peer.heartbeats = true;
-      // A heartbeating pod we knew nothing about (we started after it, or expired it during
-      // a partition): ask it for its presence.
-      if (isNew) void this.sendControl({ kind: 'sync_request', podId: this.podId, target: podId });
-    }
+    if (kind === 'heartbeat') peer.heartbeats = true;
     if (seq === undefined) return true; // Go pods send no sequence numbers
+    // One of our pods we know nothing about (it started before us, or we expired it during
+    // a partition) and this is not its snapshot: ask for its presence.
+    if (isNew && kind !== 'sync') void this.sendControl({ kind: 'sync_request', podId: this.podId, target: podId });
     // seq 1 is the first message of a process: a pod restarted under the same id.
+    if (kind === 'room') {
+      const lastRoom = seq === 1 ? undefined : peer.lastRoomSeq;
+      if (lastRoom !== undefined && seq <= lastRoom) return false;
+      peer.lastRoomSeq = seq;
+      return true;
+    }
     const last = seq === 1 ? undefined : peer.lastSeq;
     if (last !== undefined && seq <= last) return false;
     peer.lastSeq = seq;
@@ -484,22 +501,35 @@ export class RelayBus implements MessageBus {
   ): Promise<PublishResult> {
     if (this.stopped) return this.fail(new BusError('stopped', 'bus is stopped'));
     if (!this.connected) return this.fail(new BusUnavailableError(`${this.transport.kind} bus (${this.transport.target})`));
-    env.seq = ++this.seq;
+    const isRoom = stream === 'room';
+    env.seq = isRoom ? ++this.roomSeq : ++this.seq;
+    // A refused message must not leave a hole in the sequence (others would resync for nothing).
+    const refuse = (error: Error) => {
+      if (isRoom) this.roomSeq--;
+      else this.seq--;
+      return this.fail(error);
+    };
     const payload = JSON.stringify(env);
     const max = this.transport.maxPayloadBytes;
     // Cheap check first: a UTF-16 unit never takes more than 3 UTF-8 bytes.
     const bytes = payload.length * 3 <= max ? payload.length : Buffer.byteLength(payload, 'utf8');
     const started = performance.now();
+    const options = roomId === undefined ? undefined : { roomId };
     let sent: Promise<unknown>;
     if (bytes <= max) {
-      sent = this.transport.publish(stream, payload, roomId === undefined ? undefined : { roomId });
+      sent = this.transport.publish(stream, payload, options);
     } else if (this.transport.chunking) {
+      let frames: string[];
+      try {
+        frames = splitIntoChunks(this.podId, ++this.msgIds, stream, payload, max);
+      } catch (e) {
+        return refuse(toError(e));
+      }
       this.stats.chunkedMessages++;
-      const frames = splitIntoChunks(this.podId, ++this.msgIds, stream, payload, max);
-      sent = Promise.all(frames.map((f) => this.transport.publish('chunk', f, roomId === undefined ? undefined : { roomId })));
+      sent = Promise.all(frames.map((f) => this.transport.publish('chunk', f, options)));
       this.stats.published.chunk += frames.length;
     } else {
-      return this.fail(new PayloadTooLargeError(bytes, max, `the ${this.transport.kind} broker`));
+      return refuse(new PayloadTooLargeError(bytes, max, `the ${this.transport.kind} broker`));
     }
     this.stats.published[stream]++;
     return sent.then(

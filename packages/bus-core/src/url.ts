@@ -10,6 +10,8 @@ export function maskUrl(url: string): string {
       try {
         const u = new URL(s.includes('://') ? s : `x://${s}`);
         if (u.password) u.password = '****';
+        // NATS token auth puts the token where a user name would be: nats://<token>@host
+        else if (u.username && /^(nats|tls|ws|wss):$/.test(u.protocol)) u.username = '****';
         const shown = u.toString();
         return s.includes('://') ? shown : shown.slice('x://'.length);
       } catch {
