@@ -471,8 +471,7 @@ export class RelayBus implements MessageBus {
       const waiters = this.readyWaiters;
       this.readyWaiters = [];
       for (const w of waiters) w();
-    }, this.syncWindowMs);
-    this.syncTimer.unref();
+    }, this.syncWindowMs); // not unref'd: a script awaiting whenReady() must not exit early
   }
 
   private sendSnapshot(): Promise<PublishResult> {
