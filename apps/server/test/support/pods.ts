@@ -172,3 +172,27 @@ export class Client {
 }
 
 export const names = (participants: Array<{ userName: string }>) => participants.map((p) => p.userName).sort();
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The pod's `/metrics` text. */
+export async function scrapeMetrics(pod: Pod): Promise<string> {
+  const res = await fetch(pod.url('/metrics'));
+  if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
+  return res.text();
+}
+
+/**
+ * The value of a Prometheus sample `name` whose labels include all of `labels` (summed when
+ * several series match; 0 when none does).
+ */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const m = /^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line.trim());
+    if (!m || m[1] !== name) continue;
+    const have = new Map([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1]!, l[2]!]));
+    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) sum += Number(m[3]);
+  }
+  return sum;
+}

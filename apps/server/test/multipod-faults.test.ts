@@ -1,0 +1,5 @@
+import { describeBrokerFaults, describeStartupFailures } from './support/faults-suite.js';
+
+describeStartupFailures();
+describeBrokerFaults('postgres');
+describeBrokerFaults('nats');

@@ -1,0 +1,4 @@
+import { describeTimer } from './support/timer-suite.js';
+
+describeTimer('postgres');
+describeTimer('nats');
