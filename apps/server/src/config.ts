@@ -85,7 +85,9 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(`PRESENCE_TTL_MS (${ttl}) must be greater than PRESENCE_HEARTBEAT_MS (${heartbeat})`);
   }
   const origins = optional(env, 'ALLOWED_ORIGINS');
-  const allowedOrigins = origins?.split(',').map((o) => o.trim()).filter(Boolean);
+  // Browsers send `scheme://host[:port]`, lowercase, without a path: forgive a trailing slash
+  // or capitals here, or the listed origin would never match.
+  const allowedOrigins = origins?.split(',').map((o) => o.trim().replace(/\/+$/, '').toLowerCase()).filter(Boolean);
   if (production && !allowedOrigins) {
     throw new ConfigError('ALLOWED_ORIGINS is required when NODE_ENV=production (comma-separated origins, e.g. https://retro.example.com)');
   }

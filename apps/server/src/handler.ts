@@ -6,7 +6,7 @@ import type { PublishResult, RelayBus } from '@retrotro/bus-core';
 import type { Identity } from './auth.js';
 import { Client, type ClientSocket, type Hub } from './hub.js';
 import { ROOM_ID, errorFrame, isObject, parseClientFrame, type ErrorCode } from './protocol.js';
-import { TokenBucket } from './rate-limit.js';
+import { TokenBucket, floodThreshold } from './rate-limit.js';
 import { TIMER_COMMANDS, type TimerCommandType, type TimerService } from './timer.js';
 import type { Logger } from 'pino';
 
@@ -44,7 +44,7 @@ export class Handler {
         this.counters.framesIn++;
         if (bucket && !bucket.take()) {
           this.counters.rateLimited++;
-          if (bucket.strikes > Math.max(20, this.options.rateLimit * 2)) {
+          if (bucket.recentRefusals() > floodThreshold(this.options.rateLimit)) {
             socket.close(1008, 'rate limit exceeded');
           } else {
             this.error(client, 'rate_limited', `more than ${this.options.rateLimit} frames per second; frame dropped`);
@@ -99,7 +99,9 @@ export class Handler {
     const allowed = client.identity.rooms;
     if (allowed && !allowed.includes(roomId)) return this.error(client, 'forbidden', `your token does not allow room ${roomId}`);
     if (client.roomId === roomId) return this.sendRoomState(client, roomId);
-    if (!this.hub.hasRoom(roomId) && this.hub.roomCount >= this.options.maxRoomsPerPod) {
+    // Switching rooms as the last member of the old one frees its slot first.
+    const freed = this.hub.isSoleMember(client) ? 1 : 0;
+    if (!this.hub.hasRoom(roomId) && this.hub.roomCount - freed >= this.options.maxRoomsPerPod) {
       return this.error(client, 'too_many_rooms', `this server hosts its maximum of ${this.options.maxRoomsPerPod} rooms`);
     }
     if (

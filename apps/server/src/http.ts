@@ -40,6 +40,15 @@ function sameSecret(given: string, expected: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** A percent-decoded path segment; '' (an invalid room id) when the escapes are malformed. */
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return '';
+  }
+}
+
 /** Reads a request body up to `limit` bytes; undefined when it is larger. */
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
@@ -82,8 +91,10 @@ export function createRequestHandler(deps: HttpDeps) {
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'x-pod-id': bus.podId });
         return void res.end(demoPage);
       }
+      // Browsers ask for it on every page load; no icon, and no 404 in their console.
+      if (req.method === 'GET' && path === '/favicon.ico') return void res.writeHead(204).end();
       const api = /^\/api\/rooms\/([^/]+)\/(publish|participants)$/.exec(path);
-      if (api) return await apiRoute(req, res, decodeURIComponent(api[1]!), api[2] as 'publish' | 'participants');
+      if (api) return await apiRoute(req, res, decodePathSegment(api[1]!), api[2] as 'publish' | 'participants');
       return notFound(res);
     } catch (e) {
       if (!res.headersSent) json(res, 500, { error: (e as Error).message });
@@ -101,6 +112,10 @@ export function createRequestHandler(deps: HttpDeps) {
       return json(res, 200, { participants: bus.getRoomClients(roomId) });
     }
     if (req.method !== 'POST') return json(res, 405, { error: 'use POST' });
+    if (Number(req.headers['content-length']) > config.wsMaxPayload) {
+      res.setHeader('connection', 'close'); // refuse without reading a body we will not use
+      return json(res, 413, { error: `body exceeds ${config.wsMaxPayload} bytes` });
+    }
     const body = await readBody(req, config.wsMaxPayload);
     if (body === undefined) return json(res, 413, { error: `body exceeds ${config.wsMaxPayload} bytes` });
     let parsed: unknown;

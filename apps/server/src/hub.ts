@@ -18,6 +18,8 @@ export interface ClientSocket {
 export class Client {
   readonly id = randomUUID();
   roomId: string | undefined;
+  /** Closed by the hub as a slow consumer: nothing more is sent to it. */
+  dropped = false;
   constructor(
     readonly socket: ClientSocket,
     readonly identity: Identity,
@@ -67,6 +69,15 @@ export class Hub implements LocalHub {
 
   hasRoom(roomId: string): boolean {
     return this.rooms.has(roomId);
+  }
+
+  /** True when the client is the only connection left in its room (leaving empties it). */
+  isSoleMember(client: Client): boolean {
+    const users = client.roomId === undefined ? undefined : this.rooms.get(client.roomId);
+    if (!users) return false;
+    let connections = 0;
+    for (const conns of users.values()) connections += conns.size;
+    return connections === 1 && users.size === 1;
   }
 
   add(client: Client): void {
@@ -192,9 +203,11 @@ export class Hub implements LocalHub {
   }
 
   private sendRaw(client: Client, data: string): void {
+    if (client.dropped) return;
     const socket = client.socket;
     if (socket.bufferedAmount > this.options.maxBufferedBytes) {
       // A slow consumer must never hold memory for everyone else: drop it, it can reconnect.
+      client.dropped = true;
       this.counters.slowConsumers++;
       socket.close(1013, 'too slow: send buffer full');
       return;

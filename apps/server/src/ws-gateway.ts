@@ -9,6 +9,10 @@ import type { Logger } from 'pino';
 import { AuthError, tokenFromRequest, type Authenticator } from './auth.js';
 import type { Config } from './config.js';
 import type { Handler } from './handler.js';
+import type { ClientSocket } from './hub.js';
+
+/** How long a peer has to answer a close frame the server sent before its TCP connection is cut. */
+const CLOSE_DEADLINE_MS = 5_000;
 
 function refuse(socket: Duplex, status: number, text: string, reason: string): void {
   const body = JSON.stringify({ error: reason });
@@ -35,18 +39,33 @@ export function attachWebSockets(server: Server, config: Config, auth: Authentic
     auth.verify(tokenFromRequest(url, req.headers.authorization)).then(
       (identity) => {
         wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
-          const conn = handler.connect(ws, identity);
+          // Server-initiated closes (slow consumer 1013, flood 1008, expiry 4001, shutdown 1001)
+          // get a deadline: ws would wait 30 s for the peer's close frame, and a peer that
+          // stopped reading never sends it, keeping its buffers and its presence meanwhile.
+          let closeDeadline: NodeJS.Timeout | undefined;
+          const clientSocket: ClientSocket = {
+            send: (data) => ws.send(data),
+            close: (code, reason) => {
+              ws.close(code, reason);
+              closeDeadline ??= setTimeout(() => ws.terminate(), CLOSE_DEADLINE_MS);
+            },
+            get bufferedAmount() {
+              return ws.bufferedAmount;
+            },
+          };
+          const conn = handler.connect(clientSocket, identity);
           let expiry: NodeJS.Timeout | undefined;
           if (identity.expiresAt !== undefined) {
             const ms = Math.max(0, identity.expiresAt - Date.now());
             // setTimeout cannot wait longer than ~24.8 days; such tokens just stay open.
-            if (ms < 2 ** 31 - 1) expiry = setTimeout(() => ws.close(4001, 'token expired'), ms);
+            if (ms < 2 ** 31 - 1) expiry = setTimeout(() => clientSocket.close(4001, 'token expired'), ms);
           }
           ws.on('message', (data, isBinary) => {
             conn.message(isBinary ? '\u0000binary' : data.toString());
           });
           ws.on('close', () => {
             clearTimeout(expiry);
+            clearTimeout(closeDeadline);
             conn.close();
           });
           ws.on('error', (err) => log.debug({ err, clientId: conn.client.id }, 'socket error'));

@@ -122,6 +122,28 @@ describe('Hub', () => {
     expect(hub.counters.slowConsumers).toBe(1);
   });
 
+  it('knows when a client is the last connection of its room (switching frees the slot)', () => {
+    const [a, a2, b] = [client('a'), client('a'), client('b')];
+    for (const x of [a, a2, b]) hub.add(x);
+    hub.join(a, 'r');
+    expect(hub.isSoleMember(a)).toBe(true);
+    hub.join(a2, 'r');
+    expect(hub.isSoleMember(a)).toBe(false);
+    hub.join(b, 'other');
+    expect(hub.isSoleMember(b)).toBe(true);
+    expect(hub.isSoleMember(client('c'))).toBe(false);
+  });
+
+  it('counts a slow consumer once and sends it nothing more', () => {
+    const a = client('a');
+    hub.add(a);
+    hub.join(a, 'r');
+    socket(a).bufferedAmount = 101;
+    for (let i = 0; i < 5; i++) hub.deliverLocal('r', { type: 'x' });
+    expect(hub.counters.slowConsumers).toBe(1);
+    expect(socket(a).sent).toEqual([]);
+  });
+
   it('closeAll closes every socket with 1001 and announces nobody (the bus says goodbye)', () => {
     const a = client('a');
     hub.add(a);
