@@ -40,7 +40,7 @@ export class Handler {
     const bucket = this.options.rateLimit > 0 ? new TokenBucket(this.options.rateLimit) : undefined;
     return {
       client,
-      message: (text: string) => {
+      message: (text: string, isBinary = false) => {
         this.counters.framesIn++;
         if (bucket && !bucket.take()) {
           this.counters.rateLimited++;
@@ -51,6 +51,7 @@ export class Handler {
           }
           return;
         }
+        if (isBinary) return this.error(client, 'bad_message', 'binary frames are not supported: send JSON text');
         try {
           this.handle(client, text);
         } catch (e) {

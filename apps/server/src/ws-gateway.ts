@@ -61,7 +61,7 @@ export function attachWebSockets(server: Server, config: Config, auth: Authentic
             if (ms < 2 ** 31 - 1) expiry = setTimeout(() => clientSocket.close(4001, 'token expired'), ms);
           }
           ws.on('message', (data, isBinary) => {
-            conn.message(isBinary ? '\u0000binary' : data.toString());
+            conn.message(data.toString(), isBinary);
           });
           ws.on('close', () => {
             clearTimeout(expiry);
