@@ -7,10 +7,26 @@
 import { BusError, BusUnavailableError, PayloadTooLargeError } from '@retrotro/bus-core';
 import { isConnectionError, withTimeout, type PgConnection } from './connection.js';
 
-/** unnest keeps array order, and NOTIFYs of one transaction are delivered in the order sent. */
-const NOTIFY_SQL = 'SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)';
-/** Named, so each connection parses and plans it once. */
+/**
+ * One statement carries a whole batch; ROWS FROM zips channels and payloads in order, and
+ * NOTIFYs of one transaction are delivered in the order sent. count() makes the answer one
+ * row instead of one empty row per notification.
+ *
+ * The lists travel as single text parameters rather than text[] literals, which pg escapes
+ * element by element in JavaScript (every quote of every JSON envelope). Payloads are joined
+ * with a record separator (U+001E: JSON never carries it raw, chunk frames neither), which
+ * costs nothing to build; a batch holding that character, or an empty payload, goes as a
+ * JSON array instead (escaped by V8, parsed by the server in C). Channel names are
+ * `[A-Za-z0-9_]`, so a comma separates them.
+ */
+const SEPARATOR = '\u001e';
+const NOTIFY_SQL =
+  "SELECT count(pg_notify(c, p)) FROM ROWS FROM (unnest(string_to_array($1, ',')), unnest(string_to_array($2, E'\\x1e'))) AS t(c, p)";
+const NOTIFY_JSON_SQL =
+  "SELECT count(pg_notify(c, p)) FROM ROWS FROM (unnest(string_to_array($1, ',')), json_array_elements_text($2::json)) AS t(c, p)";
+/** Named, so each connection parses and plans them once. */
 const STATEMENT_NAME = 'retrotro_bus_notify';
+const JSON_STATEMENT_NAME = 'retrotro_bus_notify_json';
 
 export interface PublisherLimits {
   maxPayloadBytes: number;
@@ -36,18 +52,38 @@ export interface PublisherStats {
   queueFull: number;
 }
 
-interface Pending {
-  channel: string;
-  payload: string;
-  bytes: number;
-  resolve: () => void;
-  reject: (error: Error) => void;
+/**
+ * Messages that go out in one statement, and the one promise their publishers share: no
+ * promise, closure or record per message on the hot path.
+ */
+class Batch {
+  readonly channels: string[] = [];
+  readonly payloads: string[] = [];
+  bytes = 0;
+  /** Some payload is empty or holds the separator: send as JSON. */
+  needsJson = false;
+  readonly done: Promise<void>;
+  resolve!: () => void;
+  reject!: (error: Error) => void;
+
+  constructor() {
+    this.done = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  get size(): number {
+    return this.payloads.length;
+  }
 }
 
 export class NotifyPublisher {
   readonly stats: PublisherStats = { statements: 0, notifications: 0, failedStatements: 0, queueFull: 0 };
   private connection: PgConnection | undefined;
-  private queue: Pending[] = [];
+  /** Batches waiting, oldest first; new messages join the last one while it has room. */
+  private batches: Batch[] = [];
+  private queuedMessages = 0;
   private queuedBytes = 0;
   private sending = false;
   private scheduled = false;
@@ -64,7 +100,7 @@ export class NotifyPublisher {
   }
 
   get queued(): { messages: number; bytes: number } {
-    return { messages: this.queue.length, bytes: this.queuedBytes };
+    return { messages: this.queuedMessages, bytes: this.queuedBytes };
   }
 
   attach(connection: PgConnection): void {
@@ -75,42 +111,56 @@ export class NotifyPublisher {
   /** Connection gone: everything still waiting fails now, and new publishes fail fast. */
   detach(reason: Error): void {
     this.connection = undefined;
-    const waiting = this.queue;
-    this.queue = [];
+    const waiting = this.batches;
+    this.batches = [];
+    this.queuedMessages = 0;
     this.queuedBytes = 0;
-    for (const m of waiting) m.reject(reason);
+    for (const b of waiting) b.reject(reason);
   }
 
-  publish(channel: string, payload: string): Promise<void> {
+  /**
+   * Queues one notification; resolves once the server has accepted the statement carrying
+   * it. Messages published together share that statement, and the same promise.
+   */
+  publish(channel: string, text: string): Promise<void> {
     if (!this.connection) return Promise.reject(new BusUnavailableError(this.what));
+    const payload = wellFormed(text);
     const bytes = Buffer.byteLength(payload, 'utf8');
-    if (bytes > this.limits.maxPayloadBytes) {
-      return Promise.reject(new PayloadTooLargeError(bytes, this.limits.maxPayloadBytes, 'PostgreSQL NOTIFY'));
+    const { maxPayloadBytes, maxBatch, maxBatchBytes, maxQueuedMessages, maxQueuedBytes } = this.limits;
+    if (bytes > maxPayloadBytes) {
+      return Promise.reject(new PayloadTooLargeError(bytes, maxPayloadBytes, 'PostgreSQL NOTIFY'));
     }
     // One bad payload would fail its whole batch, so refuse what the server would refuse.
     if (payload.includes('\0')) {
       return Promise.reject(new BusError('publish_failed', 'payload contains a NUL character, which PostgreSQL text cannot hold'));
     }
-    const { maxQueuedMessages, maxQueuedBytes } = this.limits;
-    if (this.queue.length >= maxQueuedMessages || (this.queue.length > 0 && this.queuedBytes + bytes > maxQueuedBytes)) {
+    if (this.queuedMessages >= maxQueuedMessages || (this.queuedMessages > 0 && this.queuedBytes + bytes > maxQueuedBytes)) {
       this.stats.queueFull++;
       return Promise.reject(
         new BusError(
           'publish_failed',
-          `publish queue of ${this.what} is full (${this.queue.length} messages, ${this.queuedBytes} bytes waiting); message not sent`,
+          `publish queue of ${this.what} is full (${this.queuedMessages} messages, ${this.queuedBytes} bytes waiting); message not sent`,
         ),
       );
     }
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ channel, payload, bytes, resolve, reject });
-      this.queuedBytes += bytes;
-      this.schedule();
-    });
+    let batch = this.batches[this.batches.length - 1];
+    if (!batch || batch.size >= maxBatch || (batch.size > 0 && batch.bytes + bytes > maxBatchBytes)) {
+      batch = new Batch();
+      this.batches.push(batch);
+    }
+    batch.channels.push(channel);
+    batch.payloads.push(payload);
+    if (payload.length === 0 || payload.includes(SEPARATOR)) batch.needsJson = true;
+    batch.bytes += bytes;
+    this.queuedMessages++;
+    this.queuedBytes += bytes;
+    this.schedule();
+    return batch.done;
   }
 
   /** Starts sending after the current synchronous burst of publishes, so the burst shares a statement. */
   private schedule(): void {
-    if (this.sending || this.scheduled || this.queue.length === 0) return;
+    if (this.sending || this.scheduled || this.queuedMessages === 0) return;
     this.scheduled = true;
     queueMicrotask(() => {
       this.scheduled = false;
@@ -122,43 +172,52 @@ export class NotifyPublisher {
     if (this.sending) return;
     this.sending = true;
     try {
-      while (this.queue.length > 0 && this.connection) await this.send(this.connection, this.takeBatch());
+      while (this.batches.length > 0 && this.connection) await this.send(this.connection, this.takeBatch());
     } finally {
       this.sending = false;
     }
   }
 
-  private takeBatch(): Pending[] {
-    let count = 0;
-    let bytes = 0;
-    for (const m of this.queue) {
-      if (count >= this.limits.maxBatch || (count > 0 && bytes + m.bytes > this.limits.maxBatchBytes)) break;
-      count++;
-      bytes += m.bytes;
-    }
-    this.queuedBytes -= bytes;
-    return this.queue.splice(0, count);
+  private takeBatch(): Batch {
+    const batch = this.batches.shift()!;
+    this.queuedMessages -= batch.size;
+    this.queuedBytes -= batch.bytes;
+    return batch;
   }
 
-  private async send(connection: PgConnection, batch: Pending[]): Promise<void> {
+  private async send(connection: PgConnection, batch: Batch): Promise<void> {
     const ms = this.limits.publishTimeoutMs;
     this.stats.statements++;
     try {
-      const query = connection.client.query({
-        name: STATEMENT_NAME,
-        text: NOTIFY_SQL,
-        values: [batch.map((m) => m.channel), batch.map((m) => m.payload)],
-      });
+      const channels = batch.channels.join(',');
+      const query = connection.client.query(
+        batch.needsJson
+          ? { name: JSON_STATEMENT_NAME, text: NOTIFY_JSON_SQL, values: [channels, JSON.stringify(batch.payloads)] }
+          : { name: STATEMENT_NAME, text: NOTIFY_SQL, values: [channels, batch.payloads.join(SEPARATOR)] },
+      );
       await withTimeout(query, ms, () => new Error(`NOTIFY statement got no answer within ${ms} ms`));
-      this.stats.notifications += batch.length;
-      for (const m of batch) m.resolve();
+      this.stats.notifications += batch.size;
+      batch.resolve();
     } catch (e) {
       this.stats.failedStatements++;
       const cause = e instanceof Error ? e : new Error(String(e));
-      const error = new BusError('publish_failed', `NOTIFY failed: ${cause.message}`, { cause });
-      for (const m of batch) m.reject(error);
+      batch.reject(new BusError('publish_failed', `NOTIFY failed: ${cause.message}`, { cause }));
       // A dead or stalled connection: report it so the transport reconnects.
       if (isConnectionError(e)) connection.fail(cause);
     }
   }
+}
+
+interface WellFormed {
+  isWellFormed(): boolean;
+  toWellFormed(): string;
+}
+
+/**
+ * A lone surrogate would cross as a `\udXXX` escape in the JSON batch, which PostgreSQL
+ * refuses, failing the whole statement. Replace it with U+FFFD, as UTF-8 encoding does.
+ */
+function wellFormed(s: string): string {
+  const w = s as unknown as WellFormed;
+  return w.isWellFormed() ? s : w.toWellFormed();
 }

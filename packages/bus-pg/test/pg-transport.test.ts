@@ -197,6 +197,31 @@ describe('delivery', () => {
     expect(sender.t.stats.failedStatements).toBe(0);
   });
 
+  it('carries any text unchanged in a shared statement: quotes, backslashes, separators, non-ASCII, empty, lone surrogates', async () => {
+    const sender = await opened();
+    const receiver = await opened({ prefix: sender.t.channels.prefix });
+    const plain = [
+      '{"a":"b\\"c"}',
+      '\\\\server\\share, with commas',
+      '\\u0041 is not A',
+      'tab\there, newline\nthere, \u0001 control',
+      'emoji 🎉 and é',
+      '[1,2,3]',
+      'null',
+      'lone \ud800 surrogate',
+    ];
+    // Each synchronous burst shares one statement; the second holds what the separator cannot
+    // carry. (No payload twice in one burst: PostgreSQL folds identical NOTIFYs of a transaction.)
+    const awkward = ['', 'record\u001eseparator', ...plain.map((p) => `${p} again`)];
+    await Promise.all(plain.map((p) => sender.t.publish('room', p)));
+    await Promise.all(awkward.map((p) => sender.t.publish('room', p)));
+    const expected = [...plain, ...awkward].map((p) => p.replace('\ud800', '\ufffd'));
+    await waitFor('all payloads', () => receiver.sink.received.length >= expected.length);
+    await sleep(100);
+    expect(receiver.sink.payloads('room')).toEqual(expected);
+    expect(sender.t.stats.failedStatements).toBe(0);
+  });
+
   it('keeps the publish queue bounded: beyond the limit publish rejects at once', async () => {
     const { t, sink } = await opened({ maxQueuedMessages: 10 });
     const results = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => t.publish('room', `m${i}`)));

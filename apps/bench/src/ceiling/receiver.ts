@@ -1,0 +1,104 @@
+/**
+ * Process B of the relay ceiling: receives on the raw broker and through a RelayBus, checks
+ * every sequence number of the trial under way, and reports progress to process A over IPC.
+ */
+import type { Frame, LocalHub } from '@retrotro/bus-core';
+import { NatsBus } from '@retrotro/bus-nats';
+import { PgBus } from '@retrotro/bus-pg';
+import { connect } from '@nats-io/transport-node';
+import pg from 'pg';
+import { nowUs } from '../clock.js';
+import { SeqTracker, sumIntegrity } from '../stats.js';
+import { RAW_STREAM, type CeilingPath, type FromReceiver, type ToReceiver } from './protocol.js';
+
+const PROGRESS_EVERY = 1_000;
+const PROGRESS_MS = 5;
+
+function tell(message: FromReceiver): void {
+  process.send?.(message);
+}
+
+let trial: { path: CeilingPath; tracker: SeqTracker; cpu: NodeJS.CpuUsage } | undefined;
+let reported = 0;
+let stray = 0;
+const closers: Array<() => Promise<unknown>> = [];
+
+function arrived(path: CeilingPath, seq: number): void {
+  if (trial?.path !== path) {
+    stray++;
+    return;
+  }
+  trial.tracker.record(seq);
+  if (trial.tracker.unique - reported >= PROGRESS_EVERY) report();
+}
+
+function report(): void {
+  if (!trial || trial.tracker.unique === reported) return;
+  reported = trial.tracker.unique;
+  tell({ type: 'progress', count: reported, atUs: nowUs() });
+}
+
+const hub: LocalHub = {
+  deliverLocal(_roomId: string, frame: Frame) {
+    arrived('relay', (frame.payload as { seq: number }).seq);
+  },
+  participantJoined() {},
+  participantLeft() {},
+  cancelPendingDisconnect() {},
+};
+
+async function open(m: Extract<ToReceiver, { cmd: 'open' }>): Promise<void> {
+  if (m.bus === 'postgres') {
+    const client = new pg.Client({ connectionString: m.targets.databaseUrl, application_name: 'retrotro-bench/raw-listen' });
+    await client.connect();
+    client.on('notification', (n) => arrived('raw', parseInt(n.payload ?? '', 10)));
+    await client.query(`LISTEN ${pg.escapeIdentifier(`${m.prefix}_${RAW_STREAM}`)}`);
+    closers.push(() => client.end());
+  } else {
+    const nc = await connect({ servers: m.targets.natsUrl });
+    nc.subscribe(`${m.prefix}.${RAW_STREAM}`, { callback: (_err, msg) => arrived('raw', parseInt(msg.string(), 10)) });
+    await nc.flush();
+    closers.push(() => nc.close());
+  }
+  const common = { hub, podId: 'bench-ceiling-b', prefix: m.prefix };
+  const bus =
+    m.bus === 'postgres'
+      ? new PgBus({ ...common, connectionString: m.targets.databaseUrl })
+      : new NatsBus({ ...common, servers: m.targets.natsUrl });
+  await bus.start();
+  await bus.whenReady();
+  closers.push(() => bus.stop());
+  setInterval(report, PROGRESS_MS).unref();
+  tell({ type: 'ready' });
+}
+
+process.on('message', (m: ToReceiver) => {
+  switch (m.cmd) {
+    case 'open':
+      open(m).catch((e: unknown) => tell({ type: 'error', message: e instanceof Error ? e.message : String(e) }));
+      return;
+    case 'trial':
+      reported = 0;
+      stray = 0;
+      trial = { path: m.path, tracker: new SeqTracker(m.capacity), cpu: process.cpuUsage() };
+      return;
+    case 'end-trial': {
+      if (!trial) return;
+      report();
+      const cpu = process.cpuUsage(trial.cpu);
+      tell({
+        type: 'trial-result',
+        count: trial.tracker.unique,
+        integrity: sumIntegrity([trial.tracker], m.sent),
+        cpuUs: cpu.user + cpu.system,
+        stray,
+      });
+      trial = undefined;
+      return;
+    }
+    case 'close':
+      void Promise.allSettled(closers.map((c) => c())).finally(() => process.disconnect());
+      return;
+  }
+});
+process.on('disconnect', () => setTimeout(() => process.exit(0), 100).unref());
