@@ -10,9 +10,13 @@ import type { Identity } from './auth.js';
 
 /** What the hub needs of a socket (`ws` WebSocket fits); lets tests use fakes. */
 export interface ClientSocket {
-  send(data: string): void;
+  /** Sends one text frame (a Buffer holds UTF-8 text, encoded once for a whole room). */
+  send(data: string | Buffer): void;
   close(code?: number, reason?: string): void;
   readonly bufferedAmount: number;
+  /** Optional: hold writes until `uncork()`, so a tick's frames leave in one write. */
+  cork?(): void;
+  uncork?(): void;
 }
 
 export class Client {
@@ -56,6 +60,9 @@ export class Hub implements LocalHub {
   /** Dropped users waiting out their grace period, by room and user. */
   private readonly grace = new Map<string, NodeJS.Timeout>();
   private closing = false;
+  /** Sockets corked during this tick; uncorked together right after it. */
+  private readonly corked = new Set<ClientSocket>();
+  private uncorkScheduled = false;
 
   constructor(private readonly options: HubOptions) {}
 
@@ -143,12 +150,17 @@ export class Hub implements LocalHub {
 
   // ---- LocalHub (called by the bus) -----------------------------------------------------
 
-  deliverLocal(roomId: string, frame: Frame, exceptClientId?: string): void {
+  deliverLocal(roomId: string, frame: Frame, exceptClientId?: string, json?: string): void {
     const users = this.rooms.get(roomId);
     if (!users) return;
-    const data = JSON.stringify(frame); // once per room, not per socket
+    // Serialised and UTF-8 encoded once per room, not per socket, and only if someone gets it.
+    let data: Buffer | undefined;
     for (const conns of users.values()) {
-      for (const c of conns) if (c.id !== exceptClientId) this.sendRaw(c, data);
+      for (const c of conns) {
+        if (c.id === exceptClientId) continue;
+        data ??= Buffer.from(json ?? JSON.stringify(frame), 'utf8');
+        this.sendRaw(c, data);
+      }
     }
   }
 
@@ -193,6 +205,19 @@ export class Hub implements LocalHub {
     for (const [uid, conns] of users) if (uid !== userId) for (const c of conns) this.sendRaw(c, data);
   }
 
+  /** Corks a socket until the end of this tick: one write for all its frames of the tick. */
+  private cork(socket: ClientSocket): void {
+    socket.cork!();
+    this.corked.add(socket);
+    if (this.uncorkScheduled) return;
+    this.uncorkScheduled = true;
+    process.nextTick(() => {
+      this.uncorkScheduled = false;
+      for (const s of this.corked) s.uncork!();
+      this.corked.clear();
+    });
+  }
+
   private userGone(roomId: string, userId: string): void {
     const users = this.rooms.get(roomId);
     if (users && !users.get(userId)?.size) {
@@ -202,15 +227,19 @@ export class Hub implements LocalHub {
     if (!this.closing) this.options.onUserGone(roomId, userId);
   }
 
-  private sendRaw(client: Client, data: string): void {
+  private sendRaw(client: Client, data: string | Buffer): void {
     if (client.dropped) return;
     const socket = client.socket;
-    if (socket.bufferedAmount > this.options.maxBufferedBytes) {
-      // A slow consumer must never hold memory for everyone else: drop it, it can reconnect.
-      client.dropped = true;
-      this.counters.slowConsumers++;
-      socket.close(1013, 'too slow: send buffer full');
-      return;
+    if (!this.corked.has(socket)) {
+      // First frame for this socket in this tick: judge it by what earlier ticks left unsent.
+      if (socket.bufferedAmount > this.options.maxBufferedBytes) {
+        // A slow consumer must never hold memory for everyone else: drop it, it can reconnect.
+        client.dropped = true;
+        this.counters.slowConsumers++;
+        socket.close(1013, 'too slow: send buffer full');
+        return;
+      }
+      if (socket.cork) this.cork(socket);
     }
     this.counters.framesOut++;
     try {

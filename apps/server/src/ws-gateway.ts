@@ -13,6 +13,8 @@ import type { ClientSocket } from './hub.js';
 
 /** How long a peer has to answer a close frame the server sent before its TCP connection is cut. */
 const CLOSE_DEADLINE_MS = 5_000;
+/** A Buffer passed to send() holds UTF-8 JSON: still a text frame. */
+const TEXT_FRAME = { binary: false } as const;
 
 function refuse(socket: Duplex, status: number, text: string, reason: string): void {
   const body = JSON.stringify({ error: reason });
@@ -44,7 +46,9 @@ export function attachWebSockets(server: Server, config: Config, auth: Authentic
           // stopped reading never sends it, keeping its buffers and its presence meanwhile.
           let closeDeadline: NodeJS.Timeout | undefined;
           const clientSocket: ClientSocket = {
-            send: (data) => ws.send(data),
+            send: (data) => ws.send(data, TEXT_FRAME),
+            cork: () => socket.cork(),
+            uncork: () => socket.uncork(),
             close: (code, reason) => {
               ws.close(code, reason);
               closeDeadline ??= setTimeout(() => ws.terminate(), CLOSE_DEADLINE_MS);

@@ -5,8 +5,8 @@ class FakeSocket implements ClientSocket {
   sent: string[] = [];
   closed: { code?: number; reason?: string } | undefined;
   bufferedAmount = 0;
-  send(data: string) {
-    this.sent.push(data);
+  send(data: string | Buffer) {
+    this.sent.push(data.toString());
   }
   close(code?: number, reason?: string) {
     this.closed = { code, reason };
@@ -142,6 +142,48 @@ describe('Hub', () => {
     for (let i = 0; i < 5; i++) hub.deliverLocal('r', { type: 'x' });
     expect(hub.counters.slowConsumers).toBe(1);
     expect(socket(a).sent).toEqual([]);
+  });
+
+  it('uses the serialisation the bus already made, and sends one shared buffer to every socket', () => {
+    const [a, b, c] = [client('a'), client('b'), client('c')];
+    for (const x of [a, b, c]) {
+      hub.add(x);
+      hub.join(x, 'r');
+    }
+    const sends: unknown[] = [];
+    for (const x of [b, c]) {
+      const original = socket(x).send.bind(socket(x));
+      socket(x).send = (data) => {
+        sends.push(data);
+        original(data);
+      };
+    }
+    const stringify = vi.spyOn(JSON, 'stringify');
+    hub.deliverLocal('r', { type: 'event' }, a.id, '{"type":"event"}');
+    expect(stringify).not.toHaveBeenCalled();
+    stringify.mockRestore();
+    expect(sends).toHaveLength(2);
+    expect(sends[0]).toBeInstanceOf(Buffer);
+    expect(sends[0]).toBe(sends[1]);
+    expect(socket(b).frames()).toEqual([{ type: 'event' }]);
+  });
+
+  it('corks each socket once per tick and uncorks it right after', async () => {
+    vi.useRealTimers();
+    const a = client('a');
+    const s = socket(a) as FakeSocket & { cork(): void; uncork(): void; corks: number; uncorks: number };
+    s.corks = 0;
+    s.uncorks = 0;
+    s.cork = () => void s.corks++;
+    s.uncork = () => void s.uncorks++;
+    hub.add(a);
+    hub.join(a, 'r');
+    for (let i = 0; i < 10; i++) hub.deliverLocal('r', { type: 'x', payload: i });
+    expect([s.corks, s.uncorks, s.sent.length]).toEqual([1, 0, 10]);
+    await new Promise((r) => process.nextTick(r));
+    expect(s.uncorks).toBe(1);
+    hub.deliverLocal('r', { type: 'y' });
+    expect(s.corks).toBe(2);
   });
 
   it('closeAll closes every socket with 1001 and announces nobody (the bus says goodbye)', () => {

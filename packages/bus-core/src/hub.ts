@@ -5,8 +5,11 @@ import type { Frame, Participant } from './types.js';
  * library can implement it). All calls are synchronous and must not throw.
  */
 export interface LocalHub {
-  /** Send a frame to this pod's sockets in a room, skipping one client if given. */
-  deliverLocal(roomId: string, frame: Frame, exceptClientId?: string): void;
+  /**
+   * Send a frame to this pod's sockets in a room, skipping one client if given. `json` is
+   * the frame already serialised, when the bus has it (serialise once per fan-out).
+   */
+  deliverLocal(roomId: string, frame: Frame, exceptClientId?: string, json?: string): void;
   /** A user appeared in a room for the first time anywhere in the cluster. */
   participantJoined(roomId: string, participant: Participant): void;
   /** A user's last connection in a room, on any pod, is gone. */

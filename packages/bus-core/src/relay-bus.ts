@@ -78,6 +78,9 @@ export class RelayBus implements MessageBus {
   /** Sequence numbers: one counter for room frames, one for presence and control. */
   private seq = 0;
   private roomSeq = 0;
+  /** `podId` as JSON, and how our own room and presence envelopes begin. */
+  private readonly podIdJson: string;
+  private readonly echoPrefix: string;
   private msgIds = 0;
   private connected = false;
   private synced = false;
@@ -91,6 +94,8 @@ export class RelayBus implements MessageBus {
     this.hub = options.hub;
     this.podId = options.podId ?? randomUUID();
     if (!POD_ID.test(this.podId)) throw new Error(`invalid podId ${JSON.stringify(this.podId)}: use 1-128 of [A-Za-z0-9._:-]`);
+    this.podIdJson = JSON.stringify(this.podId);
+    this.echoPrefix = `{"podId":${this.podIdJson},`;
     this.heartbeatMs = options.heartbeatMs ?? 5_000;
     this.ttlMs = options.ttlMs ?? 15_000;
     if (this.ttlMs <= this.heartbeatMs) throw new Error(`ttlMs (${this.ttlMs}) must exceed heartbeatMs (${this.heartbeatMs})`);
@@ -179,17 +184,28 @@ export class RelayBus implements MessageBus {
   // ---- MessageBus: rooms ---------------------------------------------------------------
 
   broadcastToRoom(roomId: string, frame: Frame): Promise<PublishResult> {
-    this.hub.deliverLocal(roomId, frame);
-    return this.publishToRemotePods(roomId, frame);
+    const json = JSON.stringify(frame);
+    this.hub.deliverLocal(roomId, frame, undefined, json);
+    return this.publishRoom(roomId, json);
   }
 
   broadcastToRoomExcept(roomId: string, frame: Frame, exceptClientId: string): Promise<PublishResult> {
-    this.hub.deliverLocal(roomId, frame, exceptClientId);
-    return this.publishToRemotePods(roomId, frame);
+    const json = JSON.stringify(frame);
+    this.hub.deliverLocal(roomId, frame, exceptClientId, json);
+    return this.publishRoom(roomId, json);
   }
 
   publishToRemotePods(roomId: string, frame: Frame): Promise<PublishResult> {
-    return this.send('room', { podId: this.podId, roomId, message: frame }, roomId);
+    return this.publishRoom(roomId, JSON.stringify(frame));
+  }
+
+  /**
+   * The room envelope built around the already serialised frame: the frame is serialised
+   * once for local sockets and the wire. Same bytes as JSON.stringify of the envelope.
+   */
+  private publishRoom(roomId: string, frameJson: string): Promise<PublishResult> {
+    const head = `{"podId":${this.podIdJson},"roomId":${JSON.stringify(roomId)},"message":${frameJson},"seq":`;
+    return this.sendPayload('room', (seq) => `${head}${seq}}`, roomId);
   }
 
   // ---- MessageBus: presence ------------------------------------------------------------
@@ -246,6 +262,11 @@ export class RelayBus implements MessageBus {
     if (this.stopped) return;
     try {
       if (stream === 'chunk') return this.receiveChunk(payload);
+      // Our own room and presence envelopes start with our podId: drop them unparsed.
+      if (stream !== 'control' && payload.startsWith(this.echoPrefix)) {
+        this.stats.ownEchoes++;
+        return;
+      }
       const decoded: Decoded<{ podId: string; seq?: number }> =
         stream === 'room' ? decodeRoom(payload) : stream === 'presence' ? decodePresence(payload) : decodeControl(payload);
       if (decoded.ok === false) return this.malformed(stream, decoded.reason, payload);
@@ -489,30 +510,34 @@ export class RelayBus implements MessageBus {
     return this.send('control', env);
   }
 
-  /**
-   * Stamps the sequence number, serialises once, chunks if needed, and hands the frames to
-   * the transport synchronously (so publish order is call order).
-   */
+  /** Stamps the next sequence number into an envelope object and publishes it. */
   private send(
+    stream: Exclude<StreamKind, 'chunk' | 'room'>,
+    env: PresenceEnvelope | ControlEnvelope,
+  ): Promise<PublishResult> {
+    return this.sendPayload(stream, (seq) => {
+      env.seq = seq;
+      return JSON.stringify(env);
+    });
+  }
+
+  /**
+   * Encodes with the next sequence number, chunks if needed, and hands the frames to the
+   * transport synchronously (so publish order is call order).
+   */
+  private sendPayload(
     stream: Exclude<StreamKind, 'chunk'>,
-    env: RoomEnvelope | PresenceEnvelope | ControlEnvelope,
+    encode: (seq: number) => string,
     roomId?: string,
   ): Promise<PublishResult> {
     if (this.stopped) return this.fail(new BusError('stopped', 'bus is stopped'));
     if (!this.connected) return this.fail(new BusUnavailableError(`${this.transport.kind} bus (${this.transport.target})`));
     const isRoom = stream === 'room';
-    env.seq = isRoom ? ++this.roomSeq : ++this.seq;
-    // A refused message must not leave a hole in the sequence (others would resync for nothing).
-    const refuse = (error: Error) => {
-      if (isRoom) this.roomSeq--;
-      else this.seq--;
-      return this.fail(error);
-    };
-    const payload = JSON.stringify(env);
+    const payload = encode(isRoom ? ++this.roomSeq : ++this.seq);
     const max = this.transport.maxPayloadBytes;
     // Cheap check first: a UTF-16 unit never takes more than 3 UTF-8 bytes.
     const bytes = payload.length * 3 <= max ? payload.length : Buffer.byteLength(payload, 'utf8');
-    const started = performance.now();
+    const started = this.observePublish ? performance.now() : 0;
     const options = roomId === undefined ? undefined : { roomId };
     let sent: Promise<unknown>;
     if (bytes <= max) {
@@ -522,13 +547,13 @@ export class RelayBus implements MessageBus {
       try {
         frames = splitIntoChunks(this.podId, ++this.msgIds, stream, payload, max);
       } catch (e) {
-        return refuse(toError(e));
+        return this.refuse(isRoom, toError(e));
       }
       this.stats.chunkedMessages++;
       sent = Promise.all(frames.map((f) => this.transport.publish('chunk', f, options)));
       this.stats.published.chunk += frames.length;
     } else {
-      return refuse(new PayloadTooLargeError(bytes, max, `the ${this.transport.kind} broker`));
+      return this.refuse(isRoom, new PayloadTooLargeError(bytes, max, `the ${this.transport.kind} broker`));
     }
     this.stats.published[stream]++;
     return sent.then(
@@ -543,6 +568,13 @@ export class RelayBus implements MessageBus {
         return this.fail(error);
       },
     );
+  }
+
+  /** A refused message must not leave a hole in the sequence (others would resync for nothing). */
+  private refuse(isRoom: boolean, error: Error): Promise<PublishResult> {
+    if (isRoom) this.roomSeq--;
+    else this.seq--;
+    return this.fail(error);
   }
 
   private fail(error: Error): Promise<PublishResult> {

@@ -776,3 +776,31 @@ describe('RateLimitedLog', () => {
     expect(lines.slice(9).map((l) => l.obj)).toEqual([{ i: 16 }]);
   });
 });
+
+describe('RelayBus: one serialisation per fan-out', () => {
+  it('writes room envelopes byte for byte as JSON.stringify of {podId, roomId, message, seq}', async () => {
+    const broker = new MemoryBroker();
+    const wire = await tap(broker);
+    const { bus, hub } = await startPod(broker, { podId: 'pod-x.1' });
+    const frame: Frame = { type: 'event', payload: { text: 'é "quoted" </script> \u2028', n: [1, 2] } };
+    await bus.broadcastToRoom('room:"1"', frame);
+    await bus.publishToRemotePods('room:"1"', { type: 'second' });
+    await waitFor('two room envelopes', () => wire.all.filter((m) => m.stream === 'room').length === 2);
+    const room = wire.all.filter((m) => m.stream === 'room').map((m) => m.payload);
+    expect(room[0]).toBe(JSON.stringify({ podId: 'pod-x.1', roomId: 'room:"1"', message: frame, seq: 1 }));
+    expect(room[1]).toBe(JSON.stringify({ podId: 'pod-x.1', roomId: 'room:"1"', message: { type: 'second' }, seq: 2 }));
+    // The hub got the same serialisation, so it need not stringify again.
+    expect(hub.deliveries[0]).toEqual({ roomId: 'room:"1"', frame });
+  });
+
+  it('drops its own room and presence echoes without counting them as received', async () => {
+    const broker = new MemoryBroker();
+    const { bus } = await startPod(broker);
+    await bus.broadcastToRoom('r', { type: 'm' });
+    await bus.publishPresenceJoin('r', { userId: 'u', userName: 'U' });
+    await waitFor('both echoes', () => bus.stats.ownEchoes >= 2);
+    expect(bus.stats.received.room).toBe(0);
+    expect(bus.stats.received.presence).toBe(0);
+    expect(bus.stats.malformed.room + bus.stats.malformed.presence).toBe(0);
+  });
+});
