@@ -207,6 +207,8 @@ export class NatsTransport implements Transport {
       // With -1 we reconnect forever, also past an auth error: a rotated creds file may fix it.
       ignoreAuthErrorAbort: true,
       pingInterval: this.options.pingIntervalMs ?? 10_000,
+      // The server need not send our own messages back: the relay would only drop them.
+      noEcho: true,
       ...(this.options.reconnectTimeWaitMs !== undefined && { reconnectTimeWait: this.options.reconnectTimeWaitMs }),
       ...(this.options.name !== undefined && { name: this.options.name }),
       ...(authenticator && { authenticator }),

@@ -140,17 +140,34 @@ describe('broker unreachable at start', () => {
 });
 
 describe('lifecycle', () => {
+  it('asks the server not to echo our own messages (the relay would only drop them)', async () => {
+    const prefix = uniquePrefix('noecho');
+    const received: string[] = [];
+    const t = new NatsTransport({ prefix });
+    await t.open({ receive: (_s, p) => received.push(p), stateChanged() {} });
+    await t.publish('room', 'mine');
+    const nc = await connect({ servers: SHARED_NATS_URL });
+    nc.publish(`${prefix}.room`, 'theirs');
+    await nc.flush();
+    await waitFor('the other connection\'s message', () => received.length === 1);
+    await sleep(300); // an echo of ours, if any, would be here by now
+    await nc.close();
+    await t.close();
+    expect(received).toEqual(['theirs']);
+  });
+
   it('fails publishes fast after close() and delivers nothing more', async () => {
     const prefix = uniquePrefix('close');
     const received: string[] = [];
     const t = new NatsTransport({ prefix });
     await t.open({ receive: (_s, p) => received.push(p), stateChanged() {} });
     expect(t.connected).toBe(true);
-    await t.publish('room', 'one');
-    await waitFor('own echo', () => received.length === 1);
+    const nc = await connect({ servers: SHARED_NATS_URL });
+    nc.publish(`${prefix}.room`, 'one');
+    await nc.flush();
+    await waitFor('the first message', () => received.length === 1);
     await t.close();
     await expect(t.publish('room', 'two')).rejects.toBeInstanceOf(BusUnavailableError);
-    const nc = await connect({ servers: SHARED_NATS_URL });
     nc.publish(`${prefix}.room`, 'three');
     await nc.flush();
     await nc.close();

@@ -68,9 +68,9 @@ export function describeTransportConformance(name: string, harness: ConformanceH
       for (const other of [b, c]) {
         expect(other.hub.frames('r1').map((f) => (f.payload as { i: number }).i)).toEqual([...Array(n).keys()]);
       }
-      // A saw each frame once: its local delivery, never the echo from the broker.
+      // A saw each frame once: its local delivery, never an echo from the broker (a broker
+      // may send echoes, which the relay drops, or be told not to, as NATS is).
       expect(a.hub.frames('r1')).toHaveLength(n);
-      expect(a.bus.stats.ownEchoes).toBeGreaterThanOrEqual(n);
     });
 
     it('broadcastToRoomExcept skips only the local client; publishToRemotePods skips the local hub', { timeout }, async () => {
