@@ -21,6 +21,7 @@ import { BusError, BusUnavailableError, PayloadTooLargeError, toError } from './
 import type { LocalHub } from './hub.js';
 import { RateLimitedLog, silentLogger, type Logger } from './logger.js';
 import type { MessageBus } from './message-bus.js';
+import { PeerTable } from './peer-table.js';
 import { PresenceRegistry, type PresenceChange } from './presence-registry.js';
 import { RoomStateStore } from './room-state.js';
 import { BusStats } from './stats.js';
@@ -43,15 +44,6 @@ export interface RelayBusOptions {
   observePublish?: (stream: StreamKind, seconds: number, ok: boolean) => void;
 }
 
-interface Peer {
-  lastSeen: number;
-  /** Only pods that have heartbeated can be expired: a Go pod never does, and never expires. */
-  heartbeats: boolean;
-  /** Last sequence number seen on presence/control, and on room frames (a counter of their own). */
-  lastSeq?: number;
-  lastRoomSeq?: number;
-}
-
 const POD_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export class RelayBus implements MessageBus {
@@ -63,7 +55,7 @@ export class RelayBus implements MessageBus {
   private readonly registry = new PresenceRegistry();
   private readonly state = new RoomStateStore();
   private readonly chunks = new ChunkAssembler();
-  private readonly peers = new Map<string, Peer>();
+  private readonly peers = new PeerTable();
   private readonly watchers = new Map<string, Set<(roomId: string, value: unknown) => void>>();
   private readonly log: Logger;
   private readonly malformedLog: RateLimitedLog;
@@ -322,34 +314,18 @@ export class RelayBus implements MessageBus {
   }
 
   /**
-   * Tracks each pod's liveness and sequence numbers. Returns false for a duplicate. Room
-   * frames have their own counter and may legitimately skip numbers (NATS per-room subjects
-   * deliver only the rooms we host), so only duplicates are checked there; a gap in the
-   * other streams means presence or state was lost: ask that pod for a full sync.
+   * Notes the sighting of a pod. Returns false for a duplicate. A gap on presence/control
+   * means presence or state was lost, and a pod we know nothing about has presence we lack
+   * (unless this is its snapshot): either way, ask that pod for a full sync.
    */
   private checkSequence(podId: string, seq: number | undefined, kind: string): boolean {
-    let peer = this.peers.get(podId);
-    const isNew = !peer;
-    if (!peer) this.peers.set(podId, (peer = { lastSeen: Date.now(), heartbeats: false }));
-    peer.lastSeen = Date.now();
-    if (kind === 'heartbeat') peer.heartbeats = true;
-    if (seq === undefined) return true; // Go pods send no sequence numbers
-    // One of our pods we know nothing about (it started before us, or we expired it during
-    // a partition) and this is not its snapshot: ask for its presence.
-    if (isNew && kind !== 'sync') void this.sendControl({ kind: 'sync_request', podId: this.podId, target: podId });
-    // seq 1 is the first message of a process: a pod restarted under the same id.
-    if (kind === 'room') {
-      const lastRoom = seq === 1 ? undefined : peer.lastRoomSeq;
-      if (lastRoom !== undefined && seq <= lastRoom) return false;
-      peer.lastRoomSeq = seq;
-      return true;
-    }
-    const last = seq === 1 ? undefined : peer.lastSeq;
-    if (last !== undefined && seq <= last) return false;
-    peer.lastSeq = seq;
-    if (last !== undefined && seq !== last + 1) {
+    const { isNew, verdict, missed } = this.peers.seen(podId, seq, kind);
+    if (verdict === 'duplicate') return false;
+    if (verdict === 'gap') {
       this.stats.gaps++;
-      this.log.warn({ podId, missed: seq - last - 1 }, 'messages from a pod were lost; requesting a presence sync');
+      this.log.warn({ podId, missed }, 'messages from a pod were lost; requesting a presence sync');
+    }
+    if (verdict === 'gap' || (isNew && seq !== undefined && kind !== 'sync')) {
       void this.sendControl({ kind: 'sync_request', podId: this.podId, target: podId });
     }
     return true;
@@ -401,7 +377,7 @@ export class RelayBus implements MessageBus {
   }
 
   private forgetPod(podId: string): void {
-    this.peers.delete(podId);
+    this.peers.forget(podId);
     this.chunks.forgetPod(podId);
     this.emit(this.registry.removePod(podId));
   }
@@ -417,16 +393,13 @@ export class RelayBus implements MessageBus {
     const now = Date.now();
     const lag = now - this.lastSweep - this.sweepMs;
     this.lastSweep = now;
-    if (lag > this.heartbeatMs) for (const peer of this.peers.values()) peer.lastSeen += lag;
+    if (lag > this.heartbeatMs) this.peers.credit(lag);
     setImmediate(() => {
       if (!this.connected || this.stopped) return;
-      const deadline = Date.now() - this.ttlMs;
-      for (const [podId, peer] of this.peers) {
-        if (peer.heartbeats && peer.lastSeen < deadline) {
-          this.stats.podsExpired++;
-          this.log.warn({ podId, silentMs: Date.now() - peer.lastSeen }, 'pod declared dead; removing its users');
-          this.forgetPod(podId);
-        }
+      for (const { podId, silentMs } of this.peers.silentSince(Date.now() - this.ttlMs)) {
+        this.stats.podsExpired++;
+        this.log.warn({ podId, silentMs }, 'pod declared dead; removing its users');
+        this.forgetPod(podId);
       }
     });
   }
@@ -466,8 +439,7 @@ export class RelayBus implements MessageBus {
       this.connected = true;
       this.stats.reconnects++;
       // The silence was our outage, not theirs: restart every pod's TTL clock.
-      const now = Date.now();
-      for (const peer of this.peers.values()) peer.lastSeen = now;
+      this.peers.resetClocks();
       this.log.info({ transport: this.transport.kind, target: this.transport.target }, 'bus reconnected; resyncing presence');
       this.announce();
     } else {
