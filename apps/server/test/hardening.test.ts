@@ -6,10 +6,10 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { auth, Client, names, startPod, uniqueBusPrefix, waitUntil, type Pod } from './support/pods.js';
+import { auth, Client, names, startPod, uniqueBusPrefix, waitUntil, type Pod, ClientPool } from './support/pods.js';
 
 const pods: Pod[] = [];
-const clients: Client[] = [];
+const clients = new ClientPool();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function pod(env: Record<string, string>): Promise<Pod> {
@@ -18,16 +18,12 @@ async function pod(env: Record<string, string>): Promise<Pod> {
   return p;
 }
 
-async function connect(p: Pod, name: string, opts?: { userId?: string }): Promise<Client> {
-  const c = await Client.connect(p, name, opts);
-  clients.push(c);
-  return c;
-}
+const connect = clients.connect;
 
 function open(p: Pod, token: string, options?: WebSocket.ClientOptions): Client {
   const c = new Client(`ws://127.0.0.1:${p.port}/ws?token=${encodeURIComponent(token)}`, options);
   c.opened.catch(() => {}); // observed by the test when it matters
-  clients.push(c);
+  clients.track(c);
   return c;
 }
 
@@ -71,7 +67,7 @@ let rooms = 0;
 const room = () => `hard-room-${rooms++}`;
 
 afterAll(async () => {
-  for (const c of clients) c.terminate();
+  clients.dropAll();
   await Promise.all(pods.map((p) => p.stop()));
 });
 

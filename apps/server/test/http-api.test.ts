@@ -4,7 +4,7 @@
  * metrics and the dev-mode token route.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, names, startPod, uniqueBusPrefix, waitUntil, type Frame, type Pod } from './support/pods.js';
+import { Client, names, startPod, uniqueBusPrefix, waitUntil, type Frame, type Pod, ClientPool } from './support/pods.js';
 
 const API_KEY = 'http-api-test-key';
 const MAX_PAYLOAD = 4096;
@@ -36,18 +36,14 @@ describe('server API on two pods over postgres (API_KEY set)', () => {
   const env = { BUS_TYPE: 'postgres', BUS_PREFIX: uniqueBusPrefix('httpapi'), API_KEY, WS_MAX_PAYLOAD: String(MAX_PAYLOAD) };
   let a: Pod;
   let b: Pod;
-  const clients: Client[] = [];
-  const connect = async (pod: Pod, name: string, opts?: { userId?: string }) => {
-    const c = await Client.connect(pod, name, opts);
-    clients.push(c);
-    return c;
-  };
+  const clients = new ClientPool();
+  const connect = clients.connect;
 
   beforeAll(async () => {
     [a, b] = await Promise.all([startPod(env), startPod(env)]);
   });
   afterAll(async () => {
-    for (const c of clients) c.terminate();
+    clients.dropAll();
     await Promise.all([a?.stop(), b?.stop()]);
   });
 
@@ -191,13 +187,13 @@ describe('HTTP routes on two pods in dev mode (no JWT_SECRET, no API_KEY)', () =
   const env = { BUS_TYPE: 'postgres', BUS_PREFIX: uniqueBusPrefix('httpdev'), JWT_SECRET: '' };
   let a: Pod;
   let b: Pod;
-  const clients: Client[] = [];
+  const clients = new ClientPool();
 
   beforeAll(async () => {
     [a, b] = await Promise.all([startPod(env), startPod(env)]);
   });
   afterAll(async () => {
-    for (const c of clients) c.terminate();
+    clients.dropAll();
     await Promise.all([a?.stop(), b?.stop()]);
   });
 
@@ -252,7 +248,7 @@ describe('HTTP routes on two pods in dev mode (no JWT_SECRET, no API_KEY)', () =
 
     const open = async (pod: Pod, t: string) => {
       const c = new Client(`ws://127.0.0.1:${pod.port}/ws?token=${encodeURIComponent(t)}`);
-      clients.push(c);
+      clients.track(c);
       await c.opened;
       return c;
     };

@@ -23,6 +23,7 @@ import {
   uniqueBusPrefix,
   waitUntil,
   type Pod,
+  ClientPool,
 } from './pods.js';
 import { TcpProxy } from './tcp-proxy.js';
 
@@ -142,12 +143,8 @@ export function describeBrokerFaults(busType: 'postgres' | 'nats') {
     let proxy: TcpProxy;
     let admin: PgClient | undefined;
     let raw: RawNats | undefined;
-    const clients: Client[] = [];
-    const connect = async (pod: Pod, name: string, opts?: { userId?: string }) => {
-      const c = await Client.connect(pod, name, opts);
-      clients.push(c);
-      return c;
-    };
+    const clients = new ClientPool();
+    const connect = clients.connect;
     const pair = async (r = room()) => {
       // User ids equal to the names, so participant_left ({userId}) can be matched.
       const alice = await connect(a, `alice-${r}`, { userId: `alice-${r}` });
@@ -178,7 +175,7 @@ export function describeBrokerFaults(busType: 'postgres' | 'nats') {
       else raw = await RawNats.connect(NATS_URL);
     });
     afterAll(async () => {
-      for (const c of clients) c.terminate();
+      clients.dropAll();
       await Promise.all([a?.stop(), b?.stop()]);
       await admin?.end().catch(() => {});
       raw?.close();

@@ -3,7 +3,7 @@
  * WebSocket clients. Every suite uses its own BUS_PREFIX, so runs never see each other.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, names, startPod, uniqueBusPrefix, waitUntil, type Pod } from './pods.js';
+import { Client, names, startPod, uniqueBusPrefix, waitUntil, type Pod, ClientPool } from './pods.js';
 
 let rooms = 0;
 const room = () => `room-${rooms++}`;
@@ -14,18 +14,14 @@ export function describeMultiPod(busType: 'postgres' | 'nats', extraEnv: Record<
     const env = { BUS_TYPE: busType, BUS_PREFIX: prefix, ...extraEnv };
     let a: Pod;
     let b: Pod;
-    const clients: Client[] = [];
-    const connect = async (pod: Pod, name: string, opts?: { userId?: string; rooms?: string[] }) => {
-      const c = await Client.connect(pod, name, opts);
-      clients.push(c);
-      return c;
-    };
+    const clients = new ClientPool();
+    const connect = clients.connect;
 
     beforeAll(async () => {
       [a, b] = await Promise.all([startPod(env), startPod(env)]);
     });
     afterAll(async () => {
-      for (const c of clients) c.terminate();
+      clients.dropAll();
       await Promise.all([a?.stop(), b?.stop()]);
     });
 
@@ -164,19 +160,15 @@ export function describeMultiPod(busType: 'postgres' | 'nats', extraEnv: Record<
     const prefix = uniqueBusPrefix(`${busType}_life`);
     const env = { BUS_TYPE: busType, BUS_PREFIX: prefix, ...extraEnv };
     const pods: Pod[] = [];
-    const clients: Client[] = [];
+    const clients = new ClientPool();
     const pod = async (more: Record<string, string> = {}) => {
       const p = await startPod({ ...env, ...more });
       pods.push(p);
       return p;
     };
-    const connect = async (p: Pod, name: string, opts?: { userId?: string }) => {
-      const c = await Client.connect(p, name, opts);
-      clients.push(c);
-      return c;
-    };
+    const connect = clients.connect;
     afterAll(async () => {
-      for (const c of clients) c.terminate();
+      clients.dropAll();
       await Promise.all(pods.map((p) => p.kill()));
     });
 

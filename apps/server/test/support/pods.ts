@@ -171,6 +171,24 @@ export class Client {
   }
 }
 
+/** Opens clients and remembers them, so a suite can drop them all at the end. */
+export class ClientPool {
+  private readonly clients: Client[] = [];
+
+  readonly connect = async (pod: Pod, name: string, options?: { userId?: string; rooms?: string[] }): Promise<Client> =>
+    this.track(await Client.connect(pod, name, options));
+
+  track(client: Client): Client {
+    this.clients.push(client);
+    return client;
+  }
+
+  /** Drops every connection without a close frame. */
+  dropAll(): void {
+    for (const c of this.clients.splice(0)) c.terminate();
+  }
+}
+
 export const names = (participants: Array<{ userName: string }>) => participants.map((p) => p.userName).sort();
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

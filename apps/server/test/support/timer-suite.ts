@@ -5,7 +5,7 @@
  * converge, and validation. Every suite uses its own BUS_PREFIX.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, metricValue, names, scrapeMetrics, sleep, startPod, uniqueBusPrefix, waitUntil, type Frame, type Pod } from './pods.js';
+import { Client, metricValue, names, scrapeMetrics, sleep, startPod, uniqueBusPrefix, waitUntil, type Frame, type Pod, ClientPool } from './pods.js';
 
 let rooms = 0;
 const room = () => `timer-room-${rooms++}`;
@@ -35,12 +35,8 @@ export function describeTimer(busType: 'postgres' | 'nats', extraEnv: Record<str
     let b: Pod;
     /** A third pod, started after a timer is already running (then used as a timer owner that crashes). */
     let late: Pod | undefined;
-    const clients: Client[] = [];
-    const connect = async (pod: Pod, name: string) => {
-      const c = await Client.connect(pod, name);
-      clients.push(c);
-      return c;
-    };
+    const clients = new ClientPool();
+    const connect = clients.connect;
     /** Two users on two pods in a fresh room, each knowing about the other. */
     const pair = async (p1: Pod, p2: Pod, r = room()) => {
       const one = await connect(p1, `one-${r}`);
@@ -66,7 +62,7 @@ export function describeTimer(busType: 'postgres' | 'nats', extraEnv: Record<str
       [a, b] = await Promise.all([startPod(env), startPod(env)]);
     });
     afterAll(async () => {
-      for (const c of clients) c.terminate();
+      clients.dropAll();
       await Promise.all([a?.stop(), b?.stop(), late?.kill()]);
     });
 
