@@ -8,6 +8,7 @@ import {
   BrokerUnreachableError,
   BusError,
   BusUnavailableError,
+  STREAMS,
   maskUrl,
   silentLogger,
   type Logger,
@@ -45,7 +46,6 @@ export interface NatsTransportOptions {
 const DEFAULT_SERVERS = 'nats://127.0.0.1:4222';
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 const DRAIN_TIMEOUT_MS = 2_000;
-const STREAMS: readonly StreamKind[] = ['room', 'presence', 'control', 'chunk'];
 /** Room subjects remembered at most; beyond, the cache starts over. */
 const ROOM_SUBJECT_CACHE = 10_000;
 
