@@ -12,6 +12,7 @@ export {
   encodeRoom,
   encodePresence,
   encodeControl,
+  roomMessageJson,
   type RoomEnvelope,
   type PresenceEnvelope,
   type ControlEnvelope,

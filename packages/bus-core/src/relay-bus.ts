@@ -11,6 +11,7 @@ import {
   decodePresence,
   decodeRoom,
   encodeControl,
+  roomMessageJson,
   type ControlEnvelope,
   type Decoded,
   type PresenceEnvelope,
@@ -280,7 +281,7 @@ export class RelayBus implements MessageBus {
       this.stats.received[stream]++;
       if (stream === 'room') {
         const room = env as RoomEnvelope;
-        this.hub.deliverLocal(room.roomId, room.message);
+        this.hub.deliverLocal(room.roomId, room.message, undefined, roomMessageJson(payload, room));
       } else if (stream === 'presence') {
         this.onPresence(env as PresenceEnvelope);
       } else {

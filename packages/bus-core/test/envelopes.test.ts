@@ -6,6 +6,7 @@ import {
   encodeControl,
   encodePresence,
   encodeRoom,
+  roomMessageJson,
   type ControlEnvelope,
   type Decoded,
   type PresenceEnvelope,
@@ -71,6 +72,29 @@ describe('decodeRoom', () => {
     }
     // 0 is a valid (if unusual) sequence number.
     expect(valueOf(decodeRoom('{"podId":"p","roomId":"r","message":{"type":"x"},"seq":0}')).seq).toBe(0);
+  });
+});
+
+describe('roomMessageJson', () => {
+  const frame = { type: 'event', payload: { event: 'note', data: 'a "quoted" <b> \u2028 ü', n: [1, 2.5, null, true] } };
+
+  it('slices the frame out of an envelope written by encodeRoom: the same bytes as JSON.stringify(frame)', () => {
+    for (const roomId of ['r1', 'room "with" quotes', 'émoji 🎉']) {
+      const payload = encodeRoom({ podId: 'pod-a', roomId, message: frame, seq: 42 });
+      const json = roomMessageJson(payload, valueOf(decodeRoom(payload)));
+      expect(json).toBe(JSON.stringify(frame));
+    }
+  });
+
+  it('gives undefined for layouts it does not know, so the frame is serialised again', () => {
+    const go = '{"podId":"go","roomId":"r","message":{"type":"event","payload":{"data":"\\u003cb\\u003e"}}}';
+    expect(roomMessageJson(go, valueOf(decodeRoom(go)))).toBeUndefined(); // Go: no seq
+    const reordered = '{"roomId":"r","podId":"p","message":{"type":"x"},"seq":1}';
+    expect(roomMessageJson(reordered, valueOf(decodeRoom(reordered)))).toBeUndefined();
+    const spaced = '{"podId":"p","roomId":"r","message":{"type":"x"}, "seq":1}';
+    expect(roomMessageJson(spaced, valueOf(decodeRoom(spaced)))).toBeUndefined();
+    const extra = '{"podId":"p","roomId":"r","message":{"type":"x"},"seq":1,"v":2}';
+    expect(roomMessageJson(extra, valueOf(decodeRoom(extra)))).toBeUndefined();
   });
 });
 

@@ -793,6 +793,26 @@ describe('RelayBus: one serialisation per fan-out', () => {
     expect(hub.deliveries[0]).toEqual({ roomId: 'room:"1"', frame });
   });
 
+  it('the receiving pod hands its hub the frame bytes from the envelope; Go envelopes are serialised again', async () => {
+    const broker = new MemoryBroker();
+    class JsonHub extends RecordingHub {
+      readonly json: Array<string | undefined> = [];
+      override deliverLocal(roomId: string, frame: Frame, exceptClientId?: string, json?: string): void {
+        super.deliverLocal(roomId, frame, exceptClientId, json); // throws if json is not the frame
+        this.json.push(json);
+      }
+    }
+    const hub = new JsonHub();
+    await startPod(broker, { podId: 'pod-b', hub });
+    const a = await startPod(broker, { podId: 'pod-a' });
+    const frame: Frame = { type: 'event', payload: { data: 'x'.repeat(20_000) + ' "é" </b>' } };
+    await a.bus.broadcastToRoom('r', frame);
+    inject(broker, 'room', { podId: 'go-pod', roomId: 'r', message: { type: 'go' } });
+    await waitFor('two deliveries on B', () => hub.deliveries.length === 2);
+    expect(hub.json).toEqual([JSON.stringify(frame), undefined]);
+    expect(hub.deliveries.map((d) => d.frame)).toEqual([frame, { type: 'go' }]);
+  });
+
   it('drops its own room and presence echoes without counting them as received', async () => {
     const broker = new MemoryBroker();
     const { bus } = await startPod(broker);

@@ -14,7 +14,12 @@ export class RecordingHub implements LocalHub {
   readonly left: Array<{ roomId: string; userId: string }> = [];
   readonly cancelled: Array<{ roomId: string; userId: string }> = [];
 
-  deliverLocal(roomId: string, frame: Frame, exceptClientId?: string): void {
+  deliverLocal(roomId: string, frame: Frame, exceptClientId?: string, json?: string): void {
+    // A hub sends `json` as is when it is given: it must be the frame, byte for byte what
+    // JSON.stringify would write, or sockets would see something other than the frame.
+    if (json !== undefined && json !== JSON.stringify(frame)) {
+      throw new Error(`deliverLocal: json does not match the frame: ${json.slice(0, 200)}`);
+    }
     this.deliveries.push(exceptClientId === undefined ? { roomId, frame } : { roomId, frame, exceptClientId });
   }
   participantJoined(roomId: string, participant: Participant): void {
