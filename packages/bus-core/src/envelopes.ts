@@ -94,10 +94,30 @@ export function decodeRoom(payload: string): Decoded<RoomEnvelope> {
  */
 export function roomMessageJson(payload: string, env: RoomEnvelope): string | undefined {
   if (env.seq === undefined) return undefined;
-  const head = `{"podId":${JSON.stringify(env.podId)},"roomId":${JSON.stringify(env.roomId)},"message":`;
-  const tail = `,"seq":${env.seq}}`;
-  if (payload.length <= head.length + tail.length || !payload.startsWith(head) || !payload.endsWith(tail)) return undefined;
-  return payload.slice(head.length, payload.length - tail.length);
+  // Tail `,"seq":<seq>}`: read the digits backwards instead of building the string.
+  let i = payload.length - 1;
+  if (payload.charCodeAt(i) !== 0x7d /* } */) return undefined;
+  let seq = 0;
+  for (let scale = 1, c = payload.charCodeAt(--i); c >= 0x30 && c <= 0x39; c = payload.charCodeAt(--i), scale *= 10) {
+    seq += (c - 0x30) * scale;
+  }
+  const tailStart = i - SEQ_KEY.length + 1;
+  if (seq !== env.seq || tailStart < 0 || !payload.startsWith(SEQ_KEY, tailStart)) return undefined;
+  const head = roomHead(env.podId, env.roomId);
+  // substring + === is several times faster than startsWith for a prefix this long (V8 12).
+  if (tailStart <= head.length || payload.substring(0, head.length) !== head) return undefined;
+  return payload.slice(head.length, tailStart);
+}
+
+const SEQ_KEY = ',"seq":';
+/** Consecutive envelopes mostly share pod and room: keep the last head (V8 flattens it once). */
+let lastHead = { podId: '', roomId: '', head: '' };
+function roomHead(podId: string, roomId: string): string {
+  if (lastHead.podId !== podId || lastHead.roomId !== roomId) {
+    const head = `{"podId":${JSON.stringify(podId)},"roomId":${JSON.stringify(roomId)},"message":`;
+    lastHead = { podId, roomId, head };
+  }
+  return lastHead.head;
 }
 
 export function decodePresence(payload: string): Decoded<PresenceEnvelope> {

@@ -79,8 +79,8 @@ describe('roomMessageJson', () => {
   const frame = { type: 'event', payload: { event: 'note', data: 'a "quoted" <b> \u2028 ü', n: [1, 2.5, null, true] } };
 
   it('slices the frame out of an envelope written by encodeRoom: the same bytes as JSON.stringify(frame)', () => {
-    for (const roomId of ['r1', 'room "with" quotes', 'émoji 🎉']) {
-      const payload = encodeRoom({ podId: 'pod-a', roomId, message: frame, seq: 42 });
+    for (const [roomId, seq] of [['r1', 42], ['room "with" quotes', 0], ['émoji 🎉', Number.MAX_SAFE_INTEGER], ['r1', 7]] as const) {
+      const payload = encodeRoom({ podId: 'pod-a', roomId, message: frame, seq });
       const json = roomMessageJson(payload, valueOf(decodeRoom(payload)));
       expect(json).toBe(JSON.stringify(frame));
     }
@@ -93,6 +93,8 @@ describe('roomMessageJson', () => {
     expect(roomMessageJson(reordered, valueOf(decodeRoom(reordered)))).toBeUndefined();
     const spaced = '{"podId":"p","roomId":"r","message":{"type":"x"}, "seq":1}';
     expect(roomMessageJson(spaced, valueOf(decodeRoom(spaced)))).toBeUndefined();
+    const dupSeq = '{"podId":"p","roomId":"r","message":{"type":"x"},"seq":1,"seq":2}';
+    expect(roomMessageJson(dupSeq, { podId: 'p', roomId: 'r', message: { type: 'x' }, seq: 1 })).toBeUndefined();
     const extra = '{"podId":"p","roomId":"r","message":{"type":"x"},"seq":1,"v":2}';
     expect(roomMessageJson(extra, valueOf(decodeRoom(extra)))).toBeUndefined();
   });
