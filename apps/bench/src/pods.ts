@@ -69,13 +69,18 @@ export interface PodOptions {
   env?: Record<string, string>;
 }
 
-export interface Pod {
+/** What a client needs to reach a pod: plain data, so it can be handed to a worker thread. */
+export interface PodEndpoint {
   name: string;
   port: number;
+}
+
+export const podWsUrl = (pod: PodEndpoint, token: string) => `ws://127.0.0.1:${pod.port}/ws?token=${encodeURIComponent(token)}`;
+
+export interface Pod extends PodEndpoint {
   proc: ChildProcess;
   /** Last lines of output, for error messages. */
   output: string[];
-  wsUrl(token: string): string;
   httpUrl(path: string): string;
 }
 
@@ -130,7 +135,6 @@ export async function startPod(name: string, options: PodOptions, attempt = 1): 
     port,
     proc,
     output,
-    wsUrl: (token) => `ws://127.0.0.1:${port}/ws?token=${encodeURIComponent(token)}`,
     httpUrl: (path) => `http://127.0.0.1:${port}${path}`,
   };
   const deadline = Date.now() + 20_000;

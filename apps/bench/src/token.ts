@@ -1,7 +1,8 @@
 /** HS256 client tokens for the pods (the bench sets JWT_SECRET on every pod it starts). */
 import { createHmac, randomUUID } from 'node:crypto';
 
-export const BENCH_SECRET = `bench-secret-${randomUUID()}`;
+/** One secret per run, shared with the bench's worker threads (they inherit process.env). */
+export const BENCH_SECRET = (process.env.BENCH_RUN_SECRET ??= `bench-secret-${randomUUID()}`);
 
 const b64url = (s: string) => Buffer.from(s).toString('base64url');
 

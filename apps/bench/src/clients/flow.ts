@@ -3,9 +3,9 @@
  * number of events in flight) and a paced run (a fixed rate). Both check every delivery
  * for loss, duplication and reordering, and sample latency from the send time in the event.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { nowUs, sleep, waitFor } from '../clock.js';
 import { LatencySamples, SeqTracker, sumIntegrity, type Integrity, type LatencySummary } from '../stats.js';
+import type { ReceiverWorker } from './receiver-worker.js';
 import { EventWriter, parseEvent, parsedSentUs, PROBE, type RoomSocket } from './ws.js';
 
 const PROBE_TIMEOUT_MS = 8_000;
@@ -57,7 +57,7 @@ export interface FlowResult {
   integrity: Integrity;
   /** Receivers the server closed during the run (e.g. 1013 slow consumer). */
   closedReceivers: number;
-  /** The bench's own event-loop delay during the run (ms): high values mean the client, not the pods, added latency. */
+  /** The receiving thread's own event-loop delay during the run (ms): part of every latency it measured. */
   clientLoopDelay?: { p99: number; max: number };
 }
 
@@ -139,46 +139,50 @@ export async function runClosedLoop(sender: RoomSocket, receivers: RoomSocket[],
 export interface PacedOptions {
   eventBytes: number;
   ratePerSec: number;
+  /** Sent at the same rate before the measured part, not timed: JIT and first GCs happen here. */
+  warmupMs: number;
+  /** The measured part. */
   durationMs: number;
   drainMs: number;
 }
 
-/** Sends at a fixed rate (catching up after a late timer, never bursting ahead). */
-export async function runPaced(sender: RoomSocket, receivers: RoomSocket[], o: PacedOptions): Promise<FlowResult> {
-  await probeRoute(sender, receivers);
+/**
+ * Sends at a fixed rate (catching up after a late timer, never bursting ahead) to receivers
+ * that run in their own thread (see receiver-worker.ts), which check and time every delivery.
+ */
+export async function runPaced(sender: RoomSocket, receivers: ReceiverWorker, o: PacedOptions): Promise<FlowResult> {
+  const probing = receivers.next('probed', PROBE_TIMEOUT_MS);
   const writer = new EventWriter(sender, o.eventBytes);
-  const total = Math.ceil((o.ratePerSec * o.durationMs) / 1000);
-  const latency = new LatencySamples();
-  let delivered = 0;
-  const { trackers, detach } = attach(receivers, total, (_seq, sentUs, now, fresh) => {
-    if (!fresh) return;
-    delivered++;
-    latency.add((now - sentUs) / 1000);
-  });
-  let sent = 0;
-  const loop = monitorEventLoopDelay({ resolution: 1 });
-  loop.enable();
-  try {
-    const start = nowUs();
-    while (sent < total) {
-      const due = Math.min(total, Math.floor(((nowUs() - start) / 1e6) * o.ratePerSec));
-      while (sent < due) writer.send(sent++);
-      await sleep(1);
-    }
-    await waitFor(() => delivered === total * receivers.length, o.drainMs);
-    await sleep(30);
-  } finally {
-    loop.disable();
-    detach();
+  let probed = false;
+  void probing.then(() => (probed = true), () => undefined);
+  while (!probed) {
+    writer.probe();
+    await Promise.race([probing, sleep(100)]); // rejects (and ends the run) after PROBE_TIMEOUT_MS
   }
+  await sleep(50); // let late probes arrive before counting starts
+  const total = pacedEventCount(o);
+  let sent = 0;
+  const start = nowUs();
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((nowUs() - start) / 1e6) * o.ratePerSec));
+    while (sent < due) writer.send(sent++);
+    await sleep(1);
+  }
+  receivers.finish(sent);
+  const report = (await receivers.next('report', o.drainMs + 10_000)).report;
+  const seconds = (o.warmupMs + o.durationMs) / 1000;
   return {
     sent,
-    receivers: receivers.length,
-    deliveriesPerSec: (delivered * 1000) / o.durationMs,
-    eventsPerSec: (sent * 1000) / o.durationMs,
-    latency: latency.summary(),
-    integrity: sumIntegrity(trackers, sent),
-    closedReceivers: receivers.filter((r) => r.closeCode !== undefined).length,
-    clientLoopDelay: { p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
+    receivers: report.receivers,
+    deliveriesPerSec: report.delivered / seconds,
+    eventsPerSec: sent / seconds,
+    latency: report.latency,
+    integrity: report.integrity,
+    closedReceivers: report.closedReceivers,
+    clientLoopDelay: report.loopDelay,
   };
 }
+
+/** Events a paced run sends, warm-up included; those numbered below `pacedWarmupCount` are not timed. */
+export const pacedEventCount = (o: PacedOptions) => Math.ceil((o.ratePerSec * (o.warmupMs + o.durationMs)) / 1000);
+export const pacedWarmupCount = (o: PacedOptions) => Math.ceil((o.ratePerSec * o.warmupMs) / 1000);

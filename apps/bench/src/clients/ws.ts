@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import { nowUs } from '../clock.js';
-import type { Pod } from '../pods.js';
+import { podWsUrl, type PodEndpoint } from '../pods.js';
 import { issueToken } from '../token.js';
 
 const JOIN_TIMEOUT_MS = 10_000;
@@ -56,9 +56,9 @@ export class RoomSocket {
     ws.on('close', (code) => (this.closeCode = code));
   }
 
-  static async open(pod: Pod, roomId: string, name: string): Promise<RoomSocket> {
+  static async open(pod: PodEndpoint, roomId: string, name: string): Promise<RoomSocket> {
     const userId = randomUUID();
-    const ws = new WebSocket(pod.wsUrl(issueToken(name, userId)), { perMessageDeflate: false });
+    const ws = new WebSocket(podWsUrl(pod, issueToken(name, userId)), { perMessageDeflate: false });
     const socket = new RoomSocket(ws, name, userId);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${name}: no room_state from ${pod.name} within ${JOIN_TIMEOUT_MS} ms`)), JOIN_TIMEOUT_MS);
@@ -116,7 +116,7 @@ export class EventWriter {
 }
 
 /** Opens `count` receivers on `pod` in `roomId`, a few at a time. */
-export async function openReceivers(pod: Pod, roomId: string, count: number, label: string): Promise<RoomSocket[]> {
+export async function openReceivers(pod: PodEndpoint, roomId: string, count: number, label: string): Promise<RoomSocket[]> {
   const out: RoomSocket[] = [];
   for (let i = 0; i < count; i += 10) {
     const batch = Array.from({ length: Math.min(10, count - i) }, (_, j) => RoomSocket.open(pod, roomId, `${label}${i + j}`));

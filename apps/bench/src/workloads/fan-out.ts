@@ -6,6 +6,7 @@
 import { closeAll, openReceivers, RoomSocket } from '../clients/ws.js';
 import { runClosedLoop, type ClosedLoopOptions } from '../clients/flow.js';
 import type { BusKind } from '../config.js';
+import { machineBusySeconds } from '../machine.js';
 import { withPodCpu, type Pod } from '../pods.js';
 import type { Row } from '../report.js';
 import { freshRoom, type Cluster } from './cluster.js';
@@ -23,8 +24,14 @@ export async function closedLoop(senderPod: Pod, receiverPod: Pod, receivers: nu
   const sockets = await openReceivers(receiverPod, roomId, receivers, `${label}-r`);
   const sender = await RoomSocket.open(senderPod, roomId, `${label}-s`);
   try {
+    const busyBefore = machineBusySeconds();
     const { result, cpuSeconds } = await withPodCpu([senderPod, receiverPod], () => runClosedLoop(sender, sockets, o));
-    return { ...result, cpuUsPerEvent: perEvent(cpuSeconds, result.sent, senderPod === receiverPod) };
+    const busyAfter = machineBusySeconds();
+    return {
+      ...result,
+      cpuUsPerEvent: perEvent(cpuSeconds, result.sent, senderPod === receiverPod),
+      ...(busyBefore !== undefined && busyAfter !== undefined && { machineCpuUsPerEvent: ((busyAfter - busyBefore) * 1e6) / Math.max(1, result.sent) }),
+    };
   } finally {
     closeAll([sender, ...sockets]);
   }
@@ -70,7 +77,16 @@ export async function fanOut(c: Cluster, buses: readonly BusKind[], k: FanOutCas
         baseline: { name: '1 pod memory', value: totalCpu(baseline) },
       },
     );
-    if (r.closedReceivers > 0) rows[rows.length - 4]!.target = { text: `${r.closedReceivers} sockets closed`, pass: false };
+    if (r.machineCpuUsPerEvent !== undefined && baseline.machineCpuUsPerEvent !== undefined) {
+      rows.push({
+        ...common,
+        metric: 'machine CPU us/event',
+        value: r.machineCpuUsPerEvent,
+        better: 'lower',
+        baseline: { name: '1 pod memory', value: baseline.machineCpuUsPerEvent },
+      });
+    }
+    if (r.closedReceivers > 0) rows.find((x) => x.bus === bus && x.metric === perSec)!.target = { text: `${r.closedReceivers} sockets closed`, pass: false };
   }
   return { rows, details: { [`${k.workload} ${caseName}`]: { options: o, ...details } } };
 }

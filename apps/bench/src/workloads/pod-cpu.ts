@@ -4,6 +4,8 @@ import type { FlowResult } from '../clients/flow.js';
 /** FlowResult plus the CPU the pods spent per event sent (one figure when sender and receivers share a pod). */
 export interface PodFlowResult extends FlowResult {
   cpuUsPerEvent: { senderPod: number; receiverPod?: number };
+  /** CPU the whole machine spent per event sent (bench, pods, broker, kernel); see machine.ts. */
+  machineCpuUsPerEvent?: number;
 }
 
 /** CPU the pods spent per event, all pods together (broker not included). */
