@@ -13,7 +13,7 @@ import { ensureServerBuilt, killAllNow, REPO_ROOT, stopAll } from './pods.js';
 import { renderTable, runInfoBase, writeJson, type Row } from './report.js';
 import { relayCeiling, CEILING_OPTIONS } from './workloads/relay-ceiling.js';
 import { startCluster, stopCluster, type Cluster } from './workloads/cluster.js';
-import { fanOut, FLOW_DEFAULTS } from './workloads/fan-out.js';
+import { fanOut, FLOW_DEFAULTS, FLOW_TRIALS } from './workloads/fan-out.js';
 import { pacedLatency, PACED_OPTIONS } from './workloads/paced.js';
 import { scale, SCALE_OPTIONS } from './workloads/scale.js';
 
@@ -41,6 +41,8 @@ function fanOutSizes(): number[] {
   return env ? env.split(',').map(Number).filter((n) => n > 0 && n <= 60_000) : [200, 10 * 1024];
 }
 
+const fmtTrial = (v: number) => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(1));
+
 function log(message: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 }
@@ -51,7 +53,7 @@ async function main(): Promise<void> {
   const targets = loadTargets();
   const prefix = runPrefix();
   const t0 = nowUs();
-  const info = runInfoBase(prefix, { ceiling: CEILING_OPTIONS, flow: FLOW_DEFAULTS, paced: PACED_OPTIONS, scale: SCALE_OPTIONS, workloads, buses });
+  const info = runInfoBase(prefix, { ceiling: CEILING_OPTIONS, flow: { ...FLOW_DEFAULTS, trials: FLOW_TRIALS }, paced: PACED_OPTIONS, scale: SCALE_OPTIONS, workloads, buses });
   const hardStop = setTimeout(() => {
     process.stderr.write(`bench: over ${RUN_LIMIT_MS / 1000} s, giving up\n`);
     killAllNow();
@@ -112,17 +114,21 @@ async function main(): Promise<void> {
     `ratio = value / baseline, both measured in this run. ${rows.length} rows in ${durationSeconds.toFixed(0)} s; ` +
       `load average at start ${info.loadAverageAtStart.map((x) => x.toFixed(1)).join(' ')}. JSON: ${file}\n`,
   );
-  const paced = details.paced as { p99ByTrial: Record<string, number[]>; trials: Record<string, FlowResult[]> } | undefined;
-  if (paced) {
-    const list = (f: (k: string) => string) => Object.keys(paced.trials).map((k) => `${k} ${f(k)}`).join(', ');
-    const ms = (v: number) => v.toFixed(1);
-    process.stdout.write(`paced p99 of each trial, ms: ${list((k) => paced.p99ByTrial[k]!.map(ms).join('/'))}
-`);
-    process.stdout.write(
-      `receiving thread's own event-loop delay p99 in each trial (part of every latency above), ms: ` +
-        `${list((k) => paced.trials[k]!.map((r) => ms(r.clientLoopDelay?.p99 ?? NaN)).join('/'))}\n`,
-    );
+  const trialLine = (label: string, trials: Record<string, FlowResult[]> | undefined, f: (r: FlowResult) => number) => {
+    if (!trials) return;
+    const list = Object.entries(trials).map(([path, rs]) => `${path} ${rs.map((r) => fmtTrial(f(r))).join('/')}`);
+    process.stdout.write(`${label}, each trial: ${list.join(', ')}\n`);
+  };
+  for (const [name, d] of Object.entries(details)) {
+    if (name.startsWith('fanout') || name === 'e2e') {
+      for (const [k, v] of Object.entries(d as Record<string, { trials?: Record<string, FlowResult[]> }>)) {
+        trialLine(`${k}: deliveries/s`, v.trials, (r) => r.deliveriesPerSec);
+      }
+    }
   }
+  const paced = details.paced as { trials: Record<string, FlowResult[]> } | undefined;
+  trialLine('4 paced: p99 ms', paced?.trials, (r) => r.latency.p99);
+  trialLine("4 paced: receiving thread's own event-loop delay p99 ms (part of every latency)", paced?.trials, (r) => r.clientLoopDelay?.p99 ?? NaN);
   const failed = rows.filter((r) => r.target && !r.target.pass).length;
   if (failed > 0) process.stdout.write(`${failed} target(s) missed.\n`);
 }

@@ -2,7 +2,7 @@
  * Workload 4: 1,000 events/s for 5 s, 20 receivers on pod B: latency p50/p99/max. A 1 s
  * warm-up at the same rate comes first and is not timed; the receivers run in a worker thread
  * of their own (see receiver-worker.ts). Baseline: the same on a single memory-bus pod.
- * Three interleaved trials; the median is reported.
+ * Three interleaved trials (see trials.ts); the median is reported.
  */
 import { RoomSocket } from '../clients/ws.js';
 import { pacedEventCount, pacedWarmupCount, runPaced, type PacedOptions } from '../clients/flow.js';
@@ -10,9 +10,9 @@ import { ReceiverWorker } from '../clients/receiver-worker.js';
 import type { BusKind } from '../config.js';
 import { withPodCpu, type Pod } from '../pods.js';
 import { perEvent, type PodFlowResult } from './pod-cpu.js';
-import { addIntegrity, median, noFaults } from '../stats.js';
 import type { Row } from '../report.js';
 import { freshRoom, type Cluster } from './cluster.js';
+import { interleaved, pathsOf, summarize } from './trials.js';
 
 export const PACED_OPTIONS: PacedOptions & { trials: number } = {
   eventBytes: 200,
@@ -49,35 +49,16 @@ async function paced(senderPod: Pod, receiverPod: Pod, label: string, o: PacedOp
   }
 }
 
-/** The median trial's figures; integrity and closed sockets add up over every trial. */
-function medianOf(trials: PodFlowResult[]) {
-  const m = (f: (r: PodFlowResult) => number) => median(trials.map(f));
-  return {
-    latency: { p50: m((r) => r.latency.p50), p99: m((r) => r.latency.p99), max: m((r) => r.latency.max) },
-    integrity: trials.reduce((sum, r) => addIntegrity(sum, r.integrity), noFaults()),
-    closedReceivers: trials.reduce((sum, r) => sum + r.closedReceivers, 0),
-    p99s: trials.map((r) => r.latency.p99),
-  };
-}
-
 /**
- * `o.trials` interleaved rounds (memory, then each broker, then again): a burst of noise from
- * the shared machine lands on every path alike, and the median trial is reported.
+ * `o.trials` interleaved rounds (see trials.ts); the median trial is reported.
  */
 export async function pacedLatency(c: Cluster, buses: readonly BusKind[], o = PACED_OPTIONS) {
-  const paths: Array<{ name: string; pods: [Pod, Pod] }> = [
-    { name: 'memory', pods: [c.memory, c.memory] },
-    ...buses.map((bus) => ({ name: bus, pods: c.pairs[bus] })),
-  ];
-  const trials: Record<string, PodFlowResult[]> = Object.fromEntries(paths.map((p) => [p.name, []]));
-  for (let t = 0; t < o.trials; t++) {
-    for (const { name, pods } of paths) trials[name]!.push(await paced(pods[0], pods[1], `p-${name}-${t}`, o));
-  }
-  const baseline = medianOf(trials.memory!);
+  const trials = await interleaved(pathsOf(c, buses), o.trials, (p, t) => paced(p.sender, p.receiver, `p-${p.name}-${t}`, o));
+  const baseline = summarize(trials.memory!);
   const rows: Row[] = [];
   const caseName = `${o.ratePerSec}/s x ${o.durationMs / 1000} s, ${RECEIVERS} recv`;
   for (const bus of buses) {
-    const r = medianOf(trials[bus]!);
+    const r = summarize(trials[bus]!);
     const common = { workload: '4 paced', bus, case: caseName, better: 'lower' as const, integrity: r.integrity };
     const base = (v: number) => ({ name: '1 pod memory', value: v });
     rows.push(
@@ -87,6 +68,5 @@ export async function pacedLatency(c: Cluster, buses: readonly BusKind[], o = PA
     );
     if (r.closedReceivers > 0) rows[rows.length - 1]!.target = { text: `${r.closedReceivers} sockets closed`, pass: false };
   }
-  const p99s = Object.fromEntries(paths.map((p) => [p.name, medianOf(trials[p.name]!).p99s]));
-  return { rows, details: { options: o, p99ByTrial: p99s, trials } };
+  return { rows, details: { options: o, trials } };
 }

@@ -1,11 +1,12 @@
 /** What the pods spent per event: read from their process_cpu_seconds_total around a run. */
 import type { FlowResult } from '../clients/flow.js';
+import type { CpuBudget } from '../machine.js';
 
 /** FlowResult plus the CPU the pods spent per event sent (one figure when sender and receivers share a pod). */
 export interface PodFlowResult extends FlowResult {
   cpuUsPerEvent: { senderPod: number; receiverPod?: number };
-  /** CPU the whole machine spent per event sent (bench, pods, broker, kernel); see machine.ts. */
-  machineCpuUsPerEvent?: number;
+  /** What the run cost the machine per event sent: all of it, the broker, the bench (see machine.ts). */
+  cpuBudget?: CpuBudget;
 }
 
 /** CPU the pods spent per event, all pods together (broker not included). */
