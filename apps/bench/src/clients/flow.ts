@@ -1,7 +1,8 @@
 /**
  * Driving events through pods: a closed-loop run (as fast as the pods deliver, with a bounded
- * number of events in flight) and a paced run (a fixed rate). Both check every delivery
- * for loss, duplication and reordering, and sample latency from the send time in the event.
+ * number of events in flight) and a paced run (a fixed rate, receivers in a worker thread).
+ * Both check every delivery for loss, duplication and reordering, and sample latency from
+ * the send time in the event.
  */
 import { nowUs, sleep, waitFor } from '../clock.js';
 import { LatencySamples, SeqTracker, sumIntegrity, type Integrity, type LatencySummary } from '../stats.js';
