@@ -739,6 +739,18 @@ describe('maskUrl', () => {
     expect(broken).toContain('user:****@');
   });
 
+  // Regression (url.ts): a raw `#`, `/` or `?` in a password ends the authority early, and
+  // the URL parser then saw no password and printed the string as it was.
+  it('hides a password holding a raw # / or ?, which the URL parser misreads as a port', () => {
+    for (const secret of ['123#x', '12/ab', '77?q=1']) {
+      const masked = maskUrl(`postgres://app:${secret}@db.example:5432/retro`);
+      expect(masked).not.toContain(secret);
+      expect(masked).toBe('postgres://app:****@db.example:5432/retro');
+    }
+    expect(maskUrl('app:123#x@db:5432')).toBe('app:****@db:5432');
+    expect(maskUrl('postgres://app:p@ss@db/retro')).not.toContain('p@ss'); // a raw @ the parser handles
+  });
+
   // Regression (url.ts): NATS token auth puts the token where the user name goes
   // (nats://<token>@host:4222); it is printed in full.
   it('hides a NATS token given as the user part', () => {
