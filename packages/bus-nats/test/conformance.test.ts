@@ -1,10 +1,9 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { describeTransportConformance } from '@retrotro/bus-core/testing';
+import { describeTransportConformance, TcpProxy } from '@retrotro/bus-core/testing';
 import type { Transport } from '@retrotro/bus-core';
 import { afterAll, beforeAll } from 'vitest';
 import { NatsTransport } from '../src/index.js';
 import { SHARED_NATS_URL } from './helpers/nats-server.js';
-import { TcpProxy } from './helpers/tcp-proxy.js';
 
 // Every transport reaches the shared server through its own proxy, so `sever` cuts exactly
 // that transport's connection, from outside, as a network failure would.
@@ -24,7 +23,7 @@ afterAll(async () => {
 describeTransportConformance('nats', {
   createTransport: async (prefix) => {
     const proxy = await TcpProxy.start(sharedPort);
-    const transport = new NatsTransport({ servers: proxy.url, prefix, reconnectTimeWaitMs: 100, name: `conformance-${prefix}` });
+    const transport = new NatsTransport({ servers: `nats://127.0.0.1:${proxy.port}`, prefix, reconnectTimeWaitMs: 100, name: `conformance-${prefix}` });
     proxies.set(transport, proxy);
     return transport;
   },

@@ -1,6 +1,7 @@
 /** Shared test tools: the real database, a sink that records, and a TCP proxy we can cut. */
 import net from 'node:net';
 import type { StreamKind, TransportSink, TransportState } from '@retrotro/bus-core';
+import { TcpProxy } from '@retrotro/bus-core/testing';
 import { Client } from 'pg';
 
 export const DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -44,101 +45,18 @@ export class RecordingSink implements TransportSink {
   }
 }
 
-/**
- * A TCP proxy in front of PostgreSQL that a test can break in the two ways networks break:
- * `sever()` resets every connection and refuses new ones; `blackhole()` keeps sockets open
- * but silently drops all traffic (a dead peer, a partition), which only a probe can notice.
- */
-export class TcpProxy {
-  private server = net.createServer((socket) => this.accept(socket));
-  private readonly pairs = new Set<{ client: net.Socket; upstream: net.Socket }>();
-  private mode: 'open' | 'refuse' | 'blackhole' = 'open';
-  /** Connections accepted so far (refused ones included). */
-  accepted = 0;
+/** A TcpProxy (bus-core's test kit) in front of the test PostgreSQL. */
+export function startPgProxy(upstream = DATABASE_URL): Promise<TcpProxy> {
+  const u = new URL(upstream);
+  return TcpProxy.start(Number(u.port || 5432), u.hostname);
+}
 
-  private constructor(
-    private readonly upstreamHost: string,
-    private readonly upstreamPort: number,
-  ) {}
-
-  static async start(upstream = DATABASE_URL): Promise<TcpProxy> {
-    const u = new URL(upstream);
-    const proxy = new TcpProxy(u.hostname, Number(u.port || 5432));
-    await new Promise<void>((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
-    return proxy;
-  }
-
-  get port(): number {
-    return (this.server.address() as net.AddressInfo).port;
-  }
-
-  /** DATABASE_URL with host and port replaced by this proxy. */
-  url(base = DATABASE_URL): string {
-    const u = new URL(base);
-    u.hostname = '127.0.0.1';
-    u.port = String(this.port);
-    return u.toString();
-  }
-
-  sever(): void {
-    this.mode = 'refuse';
-    this.dropAll();
-  }
-
-  blackhole(): void {
-    this.mode = 'blackhole';
-    for (const { client, upstream } of this.pairs) {
-      client.unpipe(upstream);
-      upstream.unpipe(client);
-      client.removeAllListeners('data');
-      upstream.removeAllListeners('data');
-      client.on('data', () => {}); // swallow: bytes go nowhere, nothing comes back
-      upstream.on('data', () => {});
-    }
-  }
-
-  restore(): void {
-    this.mode = 'open';
-  }
-
-  async stop(): Promise<void> {
-    this.dropAll();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  private dropAll(): void {
-    for (const { client, upstream } of this.pairs) {
-      client.destroy();
-      upstream.destroy();
-    }
-    this.pairs.clear();
-  }
-
-  private accept(client: net.Socket): void {
-    this.accepted++;
-    client.on('error', () => {});
-    if (this.mode === 'refuse') {
-      client.destroy();
-      return;
-    }
-    const upstream = net.connect(this.upstreamPort, this.upstreamHost);
-    upstream.on('error', () => {});
-    const pair = { client, upstream };
-    this.pairs.add(pair);
-    const close = () => {
-      client.destroy();
-      upstream.destroy();
-      this.pairs.delete(pair);
-    };
-    client.on('close', close);
-    upstream.on('close', close);
-    if (this.mode === 'blackhole') {
-      client.on('data', () => {});
-      return;
-    }
-    client.pipe(upstream);
-    upstream.pipe(client);
-  }
+/** `base` with host and port replaced by the proxy's. */
+export function viaProxy(proxy: TcpProxy, base = DATABASE_URL): string {
+  const u = new URL(base);
+  u.hostname = '127.0.0.1';
+  u.port = String(proxy.port);
+  return u.toString();
 }
 
 /** A TCP server that accepts connections and never answers (a firewall that drops, a hung host). */

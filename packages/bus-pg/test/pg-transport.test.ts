@@ -9,7 +9,8 @@ import { sleep, uniquePrefix, waitFor } from '@retrotro/bus-core/testing';
 import type { Client } from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Channels, PgTransport, validatePrefix, type PgTransportOptions } from '../src/index.js';
-import { adminClient, backendsOf, DATABASE_URL, RecordingSink, silentServer, TcpProxy, terminate } from './helpers.js';
+import { TcpProxy } from '@retrotro/bus-core/testing';
+import { adminClient, backendsOf, DATABASE_URL, RecordingSink, silentServer, startPgProxy, terminate, viaProxy } from './helpers.js';
 
 let admin: Client;
 const transports: PgTransport[] = [];
@@ -23,7 +24,7 @@ afterAll(async () => {
 });
 afterEach(async () => {
   await Promise.allSettled(transports.splice(0).map((t) => t.close()));
-  await Promise.allSettled(proxies.splice(0).map((p) => p.stop()));
+  await Promise.allSettled(proxies.splice(0).map((p) => p.close()));
 });
 
 /** Fast probes and retries so outages are noticed and healed within a test. */
@@ -52,9 +53,9 @@ async function notify(prefix: string, stream: StreamKind, payload: string): Prom
 }
 
 async function proxied(options: Partial<PgTransportOptions> = {}) {
-  const proxy = await TcpProxy.start();
+  const proxy = await startPgProxy();
   proxies.push(proxy);
-  const { t, sink } = await opened({ connectionString: proxy.url(), ...options });
+  const { t, sink } = await opened({ connectionString: viaProxy(proxy), ...options });
   return { proxy, t, sink };
 }
 
@@ -136,10 +137,10 @@ describe('start-up', () => {
   });
 
   it('can be opened again after a failed open', async () => {
-    const proxy = await TcpProxy.start();
+    const proxy = await startPgProxy();
     proxies.push(proxy);
     proxy.sever();
-    const t = transport({ connectionString: proxy.url() });
+    const t = transport({ connectionString: viaProxy(proxy) });
     await expect(t.open(new RecordingSink())).rejects.toBeInstanceOf(BrokerUnreachableError);
     proxy.restore();
     const sink = new RecordingSink();
@@ -275,8 +276,8 @@ describe('outages', () => {
     expect(results.every((r) => r.status === 'rejected' && r.reason instanceof BusUnavailableError)).toBe(true);
     expect(t.queued.messages).toBe(0);
     // Refused reconnects keep being retried until the network is back.
-    const accepted = proxy.accepted;
-    await waitFor('several refused attempts', () => proxy.accepted >= accepted + 4);
+    const accepted = proxy.attempts;
+    await waitFor('several refused attempts', () => proxy.attempts >= accepted + 4);
     expect(sink.count('connected')).toBe(0);
     proxy.restore();
     await waitFor('connected again', () => sink.count('connected') === 1);
@@ -328,9 +329,9 @@ describe('close', () => {
     proxy.sever();
     await waitFor('reconnecting', () => sink.count('reconnecting') === 1);
     await t.close();
-    const attempts = proxy.accepted;
+    const attempts = proxy.attempts;
     await sleep(1_000);
-    expect(proxy.accepted).toBe(attempts);
+    expect(proxy.attempts).toBe(attempts);
     expect(sink.states).toEqual([{ state: 'reconnecting', error: expect.any(Error) }]);
   });
 

@@ -25,7 +25,7 @@ import {
   type Pod,
   ClientPool,
 } from './pods.js';
-import { TcpProxy } from './tcp-proxy.js';
+import { TcpProxy } from '@retrotro/bus-core/testing';
 
 export const DATABASE_URL =
   process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -313,7 +313,7 @@ export function describeBrokerFaults(busType: 'postgres' | 'nats') {
       const reconnectsBefore = metricValue(await scrapeMetrics(a), 'retrotro_bus_reconnects_total');
 
       // The broker is gone for pod A, and stays gone until we say so.
-      proxy.refuse(true);
+      proxy.refuse();
       if (busType === 'postgres') {
         // Pod A's backends: the proxy's connections, named by PgTransport in pg_stat_activity.
         const { rows } = await admin!.query(
@@ -353,7 +353,7 @@ export function describeBrokerFaults(busType: 'postgres' | 'nats') {
       expect(alice.of('participant_joined').filter((f) => f.payload.userName === 'dora')).toEqual([]);
       expect((await fetch(a.url('/readyz'))).status).toBe(503);
 
-      proxy.refuse(false);
+      proxy.restore();
       await waitUntil('pod A ready again', async () => (await fetch(a.url('/readyz'))).status === 200, 30_000);
       expect(metricValue(await scrapeMetrics(a), 'retrotro_bus_reconnects_total')).toBeGreaterThan(reconnectsBefore);
 
