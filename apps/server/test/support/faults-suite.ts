@@ -363,6 +363,8 @@ export function describeBrokerFaults(busType: 'postgres' | 'nats') {
       const erin = await connect(a, 'erin');
       const everyone = [`alice-${r}`, `bob-${r}`, 'ann', 'dora', 'erin'].map((userName) => ({ userName }));
       expect(names((await erin.join(r)).payload.participants)).toEqual(names(everyone));
+      // Presence crosses pods asynchronously: wait until B has heard of erin before asking it.
+      await bob.next('participant_joined', (f) => f.payload.userName === 'erin', WAIT);
       const fred = await connect(b, 'fred');
       expect(names((await fred.join(r)).payload.participants)).toEqual(names([...everyone, { userName: 'fred' }]));
 
