@@ -1,17 +1,15 @@
 /** Builds the MessageBus that BUS_TYPE names (CONTRACT section 2). */
-import { MemoryBroker, MemoryTransport, RelayBus, type LocalHub, type Logger, type RelayBusOptions } from '@retrotro/bus-core';
+import { MemoryBroker, MemoryTransport, RelayBus, type Logger, type MessageBus, type RelayBusOptions } from '@retrotro/bus-core';
 import { NatsBus } from '@retrotro/bus-nats';
 import { PgBus } from '@retrotro/bus-pg';
 import type { Config } from './config.js';
 
 export function createBus(
   config: Config,
-  hub: LocalHub,
   logger: Logger,
   observePublish?: RelayBusOptions['observePublish'],
-): RelayBus {
+): MessageBus {
   const common = {
-    hub,
     logger,
     heartbeatMs: config.presenceHeartbeatMs,
     ttlMs: config.presenceTtlMs,

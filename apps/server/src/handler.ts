@@ -2,7 +2,7 @@
  * The protocol on one socket (CONTRACT section 4): parses frames, enforces limits, and
  * turns commands into hub and bus calls. Nothing a client sends can throw out of here.
  */
-import type { PublishResult, RelayBus } from '@retrotro/bus-core';
+import type { MessageBus, PublishResult } from '@retrotro/bus-core';
 import type { Identity } from './auth.js';
 import { Client, type ClientSocket, type Hub } from './hub.js';
 import { ROOM_ID, errorFrame, isObject, parseClientFrame, type ErrorCode } from './protocol.js';
@@ -27,7 +27,7 @@ export class Handler {
 
   constructor(
     private readonly hub: Hub,
-    private readonly bus: RelayBus,
+    private readonly bus: MessageBus,
     private readonly timers: TimerService,
     private readonly options: HandlerOptions,
     private readonly log: Logger,
@@ -143,10 +143,14 @@ export class Handler {
     this.reportRelay(client, this.bus.broadcastToRoomExcept(client.roomId, frame, client.id), 'event delivered on this server only');
   }
 
-  /** Tells the client when the other pods could not be reached (local delivery already happened). */
+  /**
+   * Tells the client when the other pods could not be reached (local delivery already
+   * happened). The reason names the broker, so it stays in the logs (the bus writes it there,
+   * at a bounded rate); the client gets a stable code and a neutral message.
+   */
   private reportRelay(client: Client, sent: Promise<PublishResult>, what: string): void {
     void sent.then((r) => {
-      if (!r.ok) this.error(client, 'relay_failed', `${what}: ${r.error.message}`);
+      if (!r.ok) this.error(client, 'relay_failed', `${what}: the other servers could not be reached`);
     });
   }
 

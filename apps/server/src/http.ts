@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
-import type { RelayBus } from '@retrotro/bus-core';
+import type { MessageBus } from '@retrotro/bus-core';
 import type { Authenticator } from './auth.js';
 import type { Config } from './config.js';
 import type { Metrics } from './metrics.js';
@@ -13,7 +13,7 @@ import { ROOM_ID, isObject } from './protocol.js';
 
 export interface HttpDeps {
   config: Config;
-  bus: RelayBus;
+  bus: MessageBus;
   auth: Authenticator;
   metrics: Metrics;
 }
@@ -132,7 +132,8 @@ export function createRequestHandler(deps: HttpDeps) {
       payload: { event: parsed.event, data: parsed.data ?? null, from: { userId: 'server', userName: 'server' } },
     };
     const r = await bus.broadcastToRoom(roomId, frame);
-    if (!r.ok) return json(res, 503, { error: `delivered on this pod only: ${r.error.message}` });
+    // Operator details (the broker's URL) stay in the bus's logs.
+    if (!r.ok) return json(res, 503, { error: 'relay_failed: delivered on this server only; the other servers could not be reached' });
     return json(res, 202, { ok: true });
   }
 }

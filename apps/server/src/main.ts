@@ -36,17 +36,13 @@ async function main(): Promise<void> {
   }
 
   const metrics = new Metrics();
-  // The hub needs to tell the bus when a user is gone, and the bus needs the hub: late-bound.
-  let onUserGone = (_roomId: string, _userId: string): void => {};
+  const bus = createBus(config, log, (stream, seconds, ok) => metrics.observePublish(config.busType, stream, seconds, ok));
+  // The hub tells the bus when a user is gone; the bus is handed the hub when it starts.
   const hub = new Hub({
     graceMs: config.disconnectGraceMs,
     maxBufferedBytes: config.wsMaxBufferedBytes,
-    onUserGone: (roomId, userId) => onUserGone(roomId, userId),
+    onUserGone: (roomId, userId) => void bus.publishPresenceLeave(roomId, userId),
   });
-  const bus = createBus(config, hub, log, (stream, seconds, ok) =>
-    metrics.observePublish(config.busType, stream, seconds, ok),
-  );
-  onUserGone = (roomId, userId) => void bus.publishPresenceLeave(roomId, userId);
   const timers = new TimerService(bus, hub, { logger: log });
   const auth = new Authenticator(config.jwtSecret);
   const handler = new Handler(
@@ -62,9 +58,9 @@ async function main(): Promise<void> {
   );
   metrics.attach({ hub, bus, handler, timers });
 
-  const startTimeout = setTimeout(() => fail(`bus did not connect within 15 s (${bus.transport.target})`), 15_000);
+  const startTimeout = setTimeout(() => fail(`bus did not connect within 15 s (${bus.status().target})`), 15_000);
   try {
-    await bus.start();
+    await bus.start(hub);
   } catch (e) {
     fail(`cannot start the ${config.busType} bus: ${(e as Error).message}`);
   }
@@ -77,7 +73,7 @@ async function main(): Promise<void> {
     server.listen(config.port, config.host, resolve);
   }).catch((e: Error) => fail(`cannot listen on ${config.host}:${config.port}: ${e.message}`));
   const { port } = server.address() as AddressInfo;
-  log.info({ port, host: config.host, podId: bus.podId, bus: config.busType, target: bus.transport.target }, 'listening');
+  log.info({ port, host: config.host, podId: bus.podId, bus: config.busType, target: bus.status().target }, 'listening');
 
   let stopping = false;
   const shutdown = async (signal: string) => {

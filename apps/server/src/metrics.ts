@@ -2,7 +2,7 @@
  * Prometheus metrics (GET /metrics). Counters live as plain numbers in the hub, handler and
  * bus (cheap on the hot path); this module reads them at scrape time.
  */
-import { STREAMS, type RelayBus } from '@retrotro/bus-core';
+import { STREAMS, type MessageBus } from '@retrotro/bus-core';
 import client from 'prom-client';
 import type { Handler } from './handler.js';
 import type { Hub } from './hub.js';
@@ -10,7 +10,7 @@ import type { TimerService } from './timer.js';
 
 export interface MetricsSources {
   hub: Hub;
-  bus: RelayBus;
+  bus: MessageBus;
   handler: Handler;
   timers: TimerService;
 }
@@ -71,7 +71,7 @@ export class Metrics {
         registers: [this.registry],
         collect() {
           this.reset();
-          for (const stream of STREAMS) this.inc({ transport: s().bus.transport.kind, stream }, read(stream));
+          for (const stream of STREAMS) this.inc({ transport: s().bus.status().transport, stream }, read(stream));
         },
       });
     perStream('retrotro_bus_envelopes_published_total', 'Envelopes published', (st) => s().bus.stats.published[st]);

@@ -45,8 +45,8 @@ let pods: Pod[] = [];
 async function pod(podId: string): Promise<Pod> {
   const hub = new TimedHub();
   // Heartbeats and expiry far away: the fake Date must never make a peer look dead.
-  const bus = new RelayBus({ transport: new MemoryTransport(broker), hub, podId, heartbeatMs: 1e8, ttlMs: 2e8, syncWindowMs: 0 });
-  await bus.start();
+  const bus = new RelayBus({ transport: new MemoryTransport(broker), podId, heartbeatMs: 1e8, ttlMs: 2e8, syncWindowMs: 0 });
+  await bus.start(hub);
   vi.advanceTimersByTime(0); // the sync window
   await bus.whenReady();
   const warn = vi.fn();

@@ -4,7 +4,7 @@
  * addition (Go ignores unknown fields). Control envelopes travel on a stream Go never
  * subscribes to. Decoding never throws: a bad envelope is a value.
  */
-import type { Frame, Participant } from './types.js';
+import type { Frame } from './types.js';
 
 export interface RoomEnvelope {
   podId: string;
@@ -38,6 +38,11 @@ export interface StateVersion {
   podId: string;
 }
 
+/** [roomId, userId, userName] */
+export type PresenceTuple = [string, string, string];
+/** [podId, roomId, userId, userName] */
+export type RelayedTuple = [string, string, string, string];
+
 export type ControlEnvelope =
   | { kind: 'heartbeat'; podId: string; seq?: number }
   | { kind: 'sync_request'; podId: string; target?: string; seq?: number }
@@ -45,7 +50,12 @@ export type ControlEnvelope =
       kind: 'sync';
       podId: string;
       /** This pod's complete local presence: [roomId, userId, userName]. */
-      presence: Array<[string, string, string]>;
+      presence: PresenceTuple[];
+      /**
+       * Users of pods that cannot sync themselves (Go pods never heartbeat nor answer a
+       * sync_request): [podId, roomId, userId, userName]. Optional: older pods omit it.
+       */
+      relayed?: RelayedTuple[];
       state: StateEntry[];
       seq?: number;
     }
@@ -82,44 +92,6 @@ export function decodeRoom(payload: string): Decoded<RoomEnvelope> {
   return { ok: true, value: v as unknown as RoomEnvelope };
 }
 
-/**
- * The frame's own JSON text inside a room envelope written the way our pods write it
- * (`{"podId":…,"roomId":…,"message":<frame>,"seq":N}`, built around JSON.stringify output),
- * or undefined for any other layout (a Go pod's, which has no `seq` and may escape `<`).
- * Call it on an envelope `decodeRoom` accepted: the receiving pod then sends its sockets the
- * bytes it got rather than serialising the frame again (36 µs for a 10 KB frame on Node 20).
- * A hand-made envelope that repeats a top-level key can pass these checks with a slice that
- * is not one value; only a writer with broker access can send one, and such a writer can
- * already send clients any frame it likes.
- */
-export function roomMessageJson(payload: string, env: RoomEnvelope): string | undefined {
-  if (env.seq === undefined) return undefined;
-  // Tail `,"seq":<seq>}`: read the digits backwards instead of building the string.
-  let i = payload.length - 1;
-  if (payload.charCodeAt(i) !== 0x7d /* } */) return undefined;
-  let seq = 0;
-  for (let scale = 1, c = payload.charCodeAt(--i); c >= 0x30 && c <= 0x39; c = payload.charCodeAt(--i), scale *= 10) {
-    seq += (c - 0x30) * scale;
-  }
-  const tailStart = i - SEQ_KEY.length + 1;
-  if (seq !== env.seq || tailStart < 0 || !payload.startsWith(SEQ_KEY, tailStart)) return undefined;
-  const head = roomHead(env.podId, env.roomId);
-  // substring + === is several times faster than startsWith for a prefix this long (V8 12).
-  if (tailStart <= head.length || payload.substring(0, head.length) !== head) return undefined;
-  return payload.slice(head.length, tailStart);
-}
-
-const SEQ_KEY = ',"seq":';
-/** Consecutive envelopes mostly share pod and room: keep the last head (V8 flattens it once). */
-let lastHead = { podId: '', roomId: '', head: '' };
-function roomHead(podId: string, roomId: string): string {
-  if (lastHead.podId !== podId || lastHead.roomId !== roomId) {
-    const head = `{"podId":${JSON.stringify(podId)},"roomId":${JSON.stringify(roomId)},"message":`;
-    lastHead = { podId, roomId, head };
-  }
-  return lastHead.head;
-}
-
 export function decodePresence(payload: string): Decoded<PresenceEnvelope> {
   const p = parse(payload);
   if (!p.ok) return p;
@@ -143,8 +115,12 @@ function isStateEntry(v: unknown): v is StateEntry {
   return isObject(v) && nonEmpty(v.roomId) && nonEmpty(v.key) && 'value' in v && isVersion(v.version);
 }
 
-function isPresenceTuple(v: unknown): v is [string, string, string] {
+function isPresenceTuple(v: unknown): v is PresenceTuple {
   return Array.isArray(v) && v.length === 3 && nonEmpty(v[0]) && nonEmpty(v[1]) && isString(v[2]);
+}
+
+function isRelayedTuple(v: unknown): v is RelayedTuple {
+  return Array.isArray(v) && v.length === 4 && nonEmpty(v[0]) && isPresenceTuple(v.slice(1));
 }
 
 export function decodeControl(payload: string): Decoded<ControlEnvelope> {
@@ -160,6 +136,9 @@ export function decodeControl(payload: string): Decoded<ControlEnvelope> {
       break;
     case 'sync':
       if (!Array.isArray(v.presence) || !v.presence.every(isPresenceTuple)) return { ok: false, reason: 'bad presence list' };
+      if (v.relayed !== undefined && (!Array.isArray(v.relayed) || !v.relayed.every(isRelayedTuple))) {
+        return { ok: false, reason: 'bad relayed presence list' };
+      }
       if (!Array.isArray(v.state) || !v.state.every(isStateEntry)) return { ok: false, reason: 'bad state list' };
       break;
     case 'state':
@@ -173,10 +152,3 @@ export function decodeControl(payload: string): Decoded<ControlEnvelope> {
   return { ok: true, value: v as unknown as ControlEnvelope };
 }
 
-export const encodeRoom = (e: RoomEnvelope): string => JSON.stringify(e);
-export const encodePresence = (e: PresenceEnvelope): string => JSON.stringify(e);
-export const encodeControl = (e: ControlEnvelope): string => JSON.stringify(e);
-
-export function presenceTuple(roomId: string, p: Participant): [string, string, string] {
-  return [roomId, p.userId, p.userName];
-}

@@ -1,7 +1,19 @@
+export type BusErrorCode =
+  | 'broker_unreachable'
+  | 'bus_unavailable'
+  | 'payload_too_large'
+  | 'publish_failed'
+  | 'bad_argument'
+  | 'pod_id_conflict'
+  | 'not_started'
+  | 'already_started'
+  | 'timeout'
+  | 'stopped';
+
 /** Base class of every error the bus reports; `code` is stable for programs, `message` is for people. */
 export class BusError extends Error {
   constructor(
-    readonly code: 'broker_unreachable' | 'bus_unavailable' | 'payload_too_large' | 'publish_failed' | 'stopped',
+    readonly code: BusErrorCode,
     message: string,
     options?: { cause?: unknown },
   ) {

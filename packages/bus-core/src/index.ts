@@ -1,30 +1,21 @@
+/**
+ * What applications use: the MessageBus and its relay, the hub they implement, results,
+ * errors and health. Tools for transport authors live in `@retrotro/bus-core/internal`.
+ */
 export type { Frame, Participant, PublishResult, StreamKind } from './types.js';
 export { STREAMS, OK } from './types.js';
-export type { Transport, TransportSink, TransportState, PublishOptions } from './transport.js';
 export type { LocalHub } from './hub.js';
-export type { MessageBus } from './message-bus.js';
+export type { MessageBus, BusStatus } from './message-bus.js';
+export type { WhenReadyOptions } from './membership.js';
 export { RelayBus, type RelayBusOptions } from './relay-bus.js';
+export type { Transport, TransportSink, TransportState, PublishOptions } from './transport.js';
 export { BusStats } from './stats.js';
-export {
-  decodeRoom,
-  decodePresence,
-  decodeControl,
-  encodeRoom,
-  encodePresence,
-  encodeControl,
-  roomMessageJson,
-  type RoomEnvelope,
-  type PresenceEnvelope,
-  type ControlEnvelope,
-  type StateEntry,
-  type StateVersion,
-  type Decoded,
-} from './envelopes.js';
-export { PresenceRegistry, type PresenceChange } from './presence-registry.js';
-export { RoomStateStore, compareVersions } from './room-state.js';
-export { splitIntoChunks, parseChunk, ChunkAssembler } from './chunking.js';
 export { MemoryBroker, MemoryTransport, type MemoryTransportOptions } from './memory-transport.js';
-export { BusError, BrokerUnreachableError, BusUnavailableError, PayloadTooLargeError } from './errors.js';
-export { silentLogger, RateLimitedLog, type Logger } from './logger.js';
-export { maskUrl } from './url.js';
-export { Backoff, type BackoffOptions } from './backoff.js';
+export {
+  BusError,
+  BrokerUnreachableError,
+  BusUnavailableError,
+  PayloadTooLargeError,
+  type BusErrorCode,
+} from './errors.js';
+export { silentLogger, type Logger } from './logger.js';

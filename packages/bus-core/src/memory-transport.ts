@@ -68,6 +68,11 @@ export class MemoryTransport implements Transport {
     this.broker.publish(stream, payload);
   }
 
+  async publishBatch(stream: StreamKind, payloads: readonly string[], _options?: PublishOptions): Promise<void> {
+    if (this.state !== 'connected') throw new BusUnavailableError('memory transport');
+    for (const payload of payloads) this.broker.publish(stream, payload);
+  }
+
   async close(): Promise<void> {
     this.broker.detach(this);
     this.state = 'closed';

@@ -1,17 +1,54 @@
 import type { LocalHub } from './hub.js';
+import type { WhenReadyOptions } from './membership.js';
+import type { BusStats } from './stats.js';
 import type { Frame, Participant, PublishResult } from './types.js';
+
+/** A snapshot of the bus's health, as `/readyz` shows it. */
+export interface BusStatus {
+  podId: string;
+  /** `postgres`, `nats` or `memory`. */
+  transport: string;
+  /** Where the transport connects, password masked. */
+  target: string;
+  connected: boolean;
+  /** Connected and done with the start-up (or reconnect) presence sync. */
+  ready: boolean;
+  /** Other pods heard from. */
+  peers: number;
+  /** Rooms with someone present on any pod. */
+  rooms: number;
+  /** (room, user) pairs present on any pod. */
+  presence: number;
+  /** (room, user) pairs this pod holds. */
+  localPresence: number;
+  /** Rooms holding replicated state. */
+  roomStates: number;
+}
 
 /**
  * The cluster relay, as the socket layer sees it: the ten operations of the Go
- * `MessageBus`, plus replicated room state. Operations that reach the broker resolve to a
- * `PublishResult` and never reject: a failure is reported, counted and logged, and the
+ * `MessageBus`, replicated room state, and health. Operations that reach the broker resolve
+ * to a `PublishResult` and never reject: a failure is reported, counted and logged, and the
  * caller decides what to tell its client.
  */
 export interface MessageBus {
   readonly podId: string;
+  /** The hub given to `start()`; throws a `BusError` (`not_started`) before that. */
   readonly hub: LocalHub;
+  /** Connected to the broker and done with the start-up (or reconnect) presence sync. */
+  readonly ready: boolean;
+  readonly isConnected: boolean;
+  /** Counters, cheap to read (exporters read them at scrape time). */
+  readonly stats: BusStats;
+  status(): BusStatus;
+  /**
+   * Resolves the next time the bus is ready (at once if it is). Rejects when the bus stops
+   * first, when `timeoutMs` passes, or when `signal` aborts.
+   */
+  whenReady(options?: WhenReadyOptions): Promise<void>;
 
-  start(): Promise<void>;
+  /** Connects, then relays for `hub`: the socket layer the bus delivers to. */
+  start(hub: LocalHub): Promise<void>;
   /** Tells the other pods this pod's users left, then disconnects. */
   stop(): Promise<void>;
 

@@ -33,7 +33,8 @@ export interface Transport {
   readonly maxPayloadBytes: number;
   /**
    * True when the relay should split larger payloads into `chunk` frames (PostgreSQL's
-   * 8000-byte NOTIFY limit). False: larger payloads are refused with a clear error.
+   * 8000-byte NOTIFY limit), sent with `publishBatch`. False: larger payloads are refused
+   * with a clear error.
    */
   readonly chunking: boolean;
   /** Connects and subscribes. Rejects with `BrokerUnreachableError` if the broker is down. */
@@ -43,6 +44,12 @@ export interface Transport {
    * publish order. Rejects when the broker refuses it or the connection is down.
    */
   publish(stream: StreamKind, payload: string, options?: PublishOptions): Promise<void>;
+  /**
+   * Hands several payloads to the broker as one unit, in order: all are accepted, or the
+   * promise rejects and none is sent (a chunked message goes whole or not at all). Required
+   * when `chunking` is true.
+   */
+  publishBatch?(stream: StreamKind, payloads: readonly string[], options?: PublishOptions): Promise<void>;
   /** Optional: this pod gained (true) or lost (false) its last local member in a room. */
   setRoomInterest?(roomId: string, interested: boolean): void;
   /** Closes connections; no callbacks after it resolves. */

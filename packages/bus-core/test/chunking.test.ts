@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ChunkAssembler, parseChunk, splitIntoChunks, type StreamKind } from '../src/index.js';
+import { ChunkAssembler, parseChunk, splitIntoChunks } from '../src/chunking.js';
+import type { StreamKind } from '../src/types.js';
 
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PresenceRegistry } from '../src/index.js';
+import { PresenceRegistry } from '../src/presence-registry.js';
 
 const joined = (roomId: string, userId: string, userName: string) => ({ roomId, userId, userName, kind: 'joined' });
 const left = (roomId: string, userId: string, userName: string) => ({ roomId, userId, userName, kind: 'left' });

@@ -1,114 +1,21 @@
 /**
  * RelayBus over the in-memory broker: sequence checks, own echoes, failures as values,
- * chunking, readiness, replicated room state, expiry of silent pods, goodbyes, and the
- * small helpers (Backoff, maskUrl, RateLimitedLog).
- *
- * Pods are either real RelayBus instances or "fake" pods: raw envelopes put on the broker
- * with `broker.publish`, exactly as a foreign (Go, older, newer or broken) pod would. A
- * "wire tap" is a bare MemoryTransport whose sink records everything on the broker.
+ * chunking, readiness, replicated room state, expiry of silent pods and goodbyes.
+ * Pods and fakes: test/support/memory-pods.ts.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { decodeControl, decodePresence, decodeRoom, type PresenceEnvelope } from '../src/envelopes.js';
 import {
-  Backoff,
   BusUnavailableError,
   MemoryBroker,
   MemoryTransport,
   PayloadTooLargeError,
-  RateLimitedLog,
   RelayBus,
-  decodeControl,
-  decodePresence,
-  decodeRoom,
-  maskUrl,
-  type ControlEnvelope,
   type Frame,
-  type Logger,
-  type MemoryTransportOptions,
-  type PresenceEnvelope,
   type StreamKind,
 } from '../src/index.js';
 import { RecordingHub, sleep, waitFor } from '../src/testing/index.js';
-
-const FAST = { heartbeatMs: 50, ttlMs: 200, syncWindowMs: 50 } as const;
-
-const cleanup: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
-});
-
-interface PodOptions {
-  podId?: string;
-  hub?: RecordingHub;
-  heartbeatMs?: number;
-  ttlMs?: number;
-  syncWindowMs?: number;
-  logger?: Logger;
-  transport?: MemoryTransportOptions;
-  makeTransport?: (broker: MemoryBroker) => MemoryTransport;
-}
-
-async function startPod(broker: MemoryBroker, o: PodOptions = {}) {
-  const transport = o.makeTransport?.(broker) ?? new MemoryTransport(broker, o.transport);
-  const hub = o.hub ?? new RecordingHub();
-  const bus = new RelayBus({
-    transport,
-    hub,
-    heartbeatMs: o.heartbeatMs ?? FAST.heartbeatMs,
-    ttlMs: o.ttlMs ?? FAST.ttlMs,
-    syncWindowMs: o.syncWindowMs ?? FAST.syncWindowMs,
-    ...(o.podId === undefined ? {} : { podId: o.podId }),
-    ...(o.logger === undefined ? {} : { logger: o.logger }),
-  });
-  cleanup.push(() => bus.stop());
-  await bus.start();
-  await bus.whenReady();
-  return { bus, hub, transport };
-}
-
-interface WireMessage {
-  stream: StreamKind;
-  payload: string;
-}
-
-/** Records everything published on the broker, by any pod. */
-async function tap(broker: MemoryBroker) {
-  const all: WireMessage[] = [];
-  const t = new MemoryTransport(broker);
-  await t.open({ receive: (stream, payload) => all.push({ stream, payload }), stateChanged: () => undefined });
-  cleanup.push(() => t.close());
-  const controls = (from?: string): ControlEnvelope[] =>
-    all
-      .filter((m) => m.stream === 'control')
-      .flatMap((m) => {
-        const d = decodeControl(m.payload);
-        return d.ok === true ? [d.value] : [];
-      })
-      .filter((c) => from === undefined || c.podId === from);
-  const syncRequests = (from: string, target: string) =>
-    controls(from).filter((c) => c.kind === 'sync_request' && c.target === target).length;
-  return { all, controls, syncRequests };
-}
-
-/** Puts a raw envelope on the broker as another pod would. */
-function inject(broker: MemoryBroker, stream: StreamKind, envelope: object | string): void {
-  broker.publish(stream, typeof envelope === 'string' ? envelope : JSON.stringify(envelope));
-}
-
-const roomEnv = (podId: string, seq: number | undefined, n: number, roomId = 'r') => ({
-  podId,
-  roomId,
-  message: { type: 'm', payload: { n } },
-  ...(seq === undefined ? {} : { seq }),
-});
-
-const ns = (hub: RecordingHub, roomId = 'r') => hub.frames(roomId, 'm').map((f) => (f.payload as { n: number }).n);
-
-function recordingLogger() {
-  const lines: Array<{ level: string; obj: object; msg: string | undefined }> = [];
-  const at = (level: string) => (obj: object, msg?: string) => void lines.push({ level, obj, msg });
-  const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
-  return { logger, lines };
-}
+import { FAST, cleanup, inject, ns, recordingLogger, roomEnv, startPod, tap } from './support/memory-pods.js';
 
 // ---- sequence numbers -----------------------------------------------------------------
 
@@ -291,8 +198,8 @@ describe('RelayBus: readiness', () => {
   it('start() rejects when the broker is down', async () => {
     const broker = new MemoryBroker();
     broker.down = true;
-    const bus = new RelayBus({ transport: new MemoryTransport(broker), hub: new RecordingHub(), ...FAST });
-    await expect(bus.start()).rejects.toThrow(/cannot reach memory:\/\/local/);
+    const bus = new RelayBus({ transport: new MemoryTransport(broker), ...FAST });
+    await expect(bus.start(new RecordingHub())).rejects.toThrow(/cannot reach memory:\/\/local/);
     expect(bus.ready).toBe(false);
   });
 });
@@ -488,7 +395,7 @@ describe('RelayBus: pod liveness', () => {
     const r = await a.bus.broadcastToRoom('r1', { type: 'm' });
     expect(r.ok).toBe(false);
     if (!r.ok) expect((r.error as { code?: string }).code).toBe('stopped');
-    await expect(a.bus.start()).rejects.toThrow(/stopped/);
+    await expect(a.bus.start(a.hub)).rejects.toThrow(/stopped/);
   });
 
   // Was a bug (fixed in onTransportState() while these tests were written): after our own
@@ -567,26 +474,24 @@ describe('RelayBus: robustness', () => {
     const transport = new MemoryTransport();
     const hub = new RecordingHub();
     for (const podId of ['', 'has space', 'slash/no', 'é', 'x'.repeat(129), 'new\nline']) {
-      expect(() => new RelayBus({ transport, hub, podId }), JSON.stringify(podId)).toThrow(/invalid podId/);
+      expect(() => new RelayBus({ transport, podId }), JSON.stringify(podId)).toThrow(/invalid podId/);
     }
-    expect(() => new RelayBus({ transport, hub, podId: 'Pod-1.a_b:c' })).not.toThrow();
-    expect(new RelayBus({ transport, hub }).podId).toMatch(/^[0-9a-f-]{36}$/);
-    expect(() => new RelayBus({ transport, hub, heartbeatMs: 5_000, ttlMs: 5_000 })).toThrow(
+    expect(() => new RelayBus({ transport, podId: 'Pod-1.a_b:c' })).not.toThrow();
+    expect(new RelayBus({ transport }).podId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(() => new RelayBus({ transport, heartbeatMs: 5_000, ttlMs: 5_000 })).toThrow(
       'ttlMs (5000) must exceed heartbeatMs (5000)',
     );
-    expect(() => new RelayBus({ transport, hub, heartbeatMs: 1_000, ttlMs: 500 })).toThrow(/ttlMs \(500\) must exceed heartbeatMs \(1000\)/);
+    expect(() => new RelayBus({ transport, heartbeatMs: 1_000, ttlMs: 500 })).toThrow(/ttlMs \(500\) must exceed heartbeatMs \(1000\)/);
     // Defaults: 5 000 / 15 000 are consistent.
-    expect(() => new RelayBus({ transport, hub })).not.toThrow();
-    expect(() => new RelayBus({ transport, hub, ttlMs: 4_000 })).toThrow(/must exceed heartbeatMs \(5000\)/);
+    expect(() => new RelayBus({ transport })).not.toThrow();
+    expect(() => new RelayBus({ transport, ttlMs: 4_000 })).toThrow(/must exceed heartbeatMs \(5000\)/);
   });
 });
 
-// ---- pending fixes (see the report) -----------------------------------------------------
-//
-// Each case below shows a bug in src/relay-bus.ts or src/url.ts. They are marked
+// ---- regressions ------------------------------------------------------------------------
 
 describe('RelayBus: regressions', () => {
-  // PENDING FIX 1 (relay-bus.ts send()): a refused oversized payload consumes a sequence
+  // A refused oversized payload consumes a sequence
   // number, so every other pod sees a gap, logs "messages were lost" and asks for a full sync.
   it('a refused oversized payload does not look like a gap to other pods', async () => {
     const broker = new MemoryBroker();
@@ -600,7 +505,7 @@ describe('RelayBus: regressions', () => {
     expect(b.bus.stats.gaps).toBe(0);
   });
 
-  // PENDING FIX 2 (relay-bus.ts checkSequence()): a pod we expired (partition, long pause)
+  // A pod we expired (partition, long pause)
   // that comes back without a heartbeat as its first envelope is never asked for a sync:
   // its users stay missing on this pod for good.
   it('a pod that reappears after being expired is asked for its presence', async () => {
@@ -620,7 +525,7 @@ describe('RelayBus: regressions', () => {
     await waitFor('a sync_request for the returning pod', () => wire.syncRequests('pod-a', 'fake') >= 2, 1_000);
   });
 
-  // PENDING FIX 3 (relay-bus.ts receive()): an envelope of an unknown kind from a newer pod
+  // An envelope of an unknown kind from a newer pod
   // (allowed by CONTRACT section 5) is skipped without recording its seq, so the next
   // envelope from that pod looks like a gap and triggers a sync during every rolling upgrade.
   it('an ignored envelope from a newer pod still advances its sequence', async () => {
@@ -655,8 +560,8 @@ class RoomFilteringTransport extends MemoryTransport {
   }
 }
 
-describe('RelayBus: pending fix for transports that filter rooms', () => {
-  // PENDING FIX 6 (relay-bus.ts send()/checkSequence()): one sequence counter spans every
+describe('RelayBus: transports that filter rooms', () => {
+  // One sequence counter spanning every
   // stream, but a transport routing rooms per subject (bus-nats `roomSubjects: 'per-room'`)
   // delivers only the rooms a pod holds. Every room message a pod does not receive looks
   // like a lost message: a gap, a warning, and a full sync broadcast, all the time.
@@ -673,119 +578,6 @@ describe('RelayBus: pending fix for transports that filter rooms', () => {
     await waitFor('the join after the room traffic', () => b.bus.isUserInRoom('z', 'ua'));
     expect(ns(b.hub, 'x')).toEqual([]); // the filter works: B never saw room x
     expect(b.bus.stats.gaps).toBe(0);
-  });
-});
-
-// ---- helpers --------------------------------------------------------------------------
-
-describe('Backoff', () => {
-  it('doubles from initialMs up to maxMs, with jitter in [cap/2, cap]', () => {
-    const low = new Backoff({ initialMs: 100, maxMs: 1_000, random: () => 0 });
-    expect(Array.from({ length: 7 }, () => low.next())).toEqual([50, 100, 200, 400, 500, 500, 500]);
-    const high = new Backoff({ initialMs: 100, maxMs: 1_000, random: () => 1 });
-    expect(Array.from({ length: 7 }, () => high.next())).toEqual([100, 200, 400, 800, 1_000, 1_000, 1_000]);
-  });
-
-  it('stays within bounds with real randomness and never exceeds the cap', () => {
-    const b = new Backoff({ initialMs: 10, maxMs: 300 });
-    for (let i = 0; i < 200; i++) {
-      const cap = Math.min(300, 10 * 2 ** i);
-      const d = b.next();
-      expect(d).toBeGreaterThanOrEqual(Math.floor(cap / 2));
-      expect(d).toBeLessThanOrEqual(cap);
-    }
-    expect(b.attempts).toBe(30); // the exponent stops growing: no overflow to Infinity
-  });
-
-  it('reset() starts over', () => {
-    const b = new Backoff({ initialMs: 100, maxMs: 5_000, random: () => 1 });
-    for (let i = 0; i < 5; i++) b.next();
-    expect(b.attempts).toBe(5);
-    b.reset();
-    expect(b.attempts).toBe(0);
-    expect(b.next()).toBe(100);
-  });
-
-  it('defaults to 100 ms initial and 5 s cap', () => {
-    const b = new Backoff({ random: () => 1 });
-    expect(b.next()).toBe(100);
-    for (let i = 0; i < 20; i++) b.next();
-    expect(b.next()).toBe(5_000);
-  });
-});
-
-describe('maskUrl', () => {
-  it('masks the password of a postgres URL and keeps user, host, port, database and query', () => {
-    const masked = maskUrl('postgres://app:s3cr3t@db.example.com:5432/retro?sslmode=require');
-    expect(masked).toBe('postgres://app:****@db.example.com:5432/retro?sslmode=require');
-    expect(masked).not.toContain('s3cr3t');
-  });
-
-  it('masks each entry of a NATS comma list, with or without scheme', () => {
-    expect(maskUrl('nats://a:pw1@h1:4222, nats://h2:4222,b:pw2@h3:4223')).toBe('nats://a:****@h1:4222,nats://h2:4222,b:****@h3:4223');
-  });
-
-  it('leaves a URL without a password as it is', () => {
-    expect(maskUrl('postgres://postgres@127.0.0.1:5432/postgres')).toBe('postgres://postgres@127.0.0.1:5432/postgres');
-    expect(maskUrl('nats://127.0.0.1:4222')).toBe('nats://127.0.0.1:4222');
-  });
-
-  it('never throws on garbage, and still hides a password in something URL-like', () => {
-    expect(maskUrl('not a url at all')).toBe('not a url at all');
-    expect(maskUrl('')).toBe('');
-    expect(maskUrl(':::')).toBe(':::');
-    const broken = maskUrl('postgres://user:hunter2@bad host:5432/db');
-    expect(broken).not.toContain('hunter2');
-    expect(broken).toContain('user:****@');
-  });
-
-  // Regression (url.ts): a raw `#`, `/` or `?` in a password ends the authority early, and
-  // the URL parser then saw no password and printed the string as it was.
-  it('hides a password holding a raw # / or ?, which the URL parser misreads as a port', () => {
-    for (const secret of ['123#x', '12/ab', '77?q=1']) {
-      const masked = maskUrl(`postgres://app:${secret}@db.example:5432/retro`);
-      expect(masked).not.toContain(secret);
-      expect(masked).toBe('postgres://app:****@db.example:5432/retro');
-    }
-    expect(maskUrl('app:123#x@db:5432')).toBe('app:****@db:5432');
-    expect(maskUrl('postgres://app:p@ss@db/retro')).not.toContain('p@ss'); // a raw @ the parser handles
-  });
-
-  // Regression (url.ts): NATS token auth puts the token where the user name goes
-  // (nats://<token>@host:4222); it is printed in full.
-  it('hides a NATS token given as the user part', () => {
-    expect(maskUrl('nats://s3cr3t-token@nats.example:4222')).not.toContain('s3cr3t-token');
-  });
-});
-
-describe('RateLimitedLog', () => {
-  it('logs at most perWindow lines per window, then reports how many were suppressed', () => {
-    const lines: Array<{ obj: object; msg: string }> = [];
-    let now = 50_000;
-    const log = new RateLimitedLog((obj, msg) => lines.push({ obj, msg }), 3, 1_000, () => now);
-    for (let i = 0; i < 10; i++) log.write({ i }, 'bad envelope');
-    expect(lines.map((l) => l.obj)).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
-    now += 999;
-    log.write({ i: 10 }, 'bad envelope');
-    expect(lines).toHaveLength(3);
-    now += 1; // a new window
-    log.write({ i: 11 }, 'bad envelope');
-    expect(lines).toHaveLength(5);
-    expect(lines[3]!.obj).toEqual({ suppressed: 8 });
-    expect(lines[3]!.msg).toMatch(/suppressed/);
-    expect(lines[4]!.obj).toEqual({ i: 11 });
-    // The new window has its own budget.
-    log.write({ i: 12 }, 'bad envelope');
-    log.write({ i: 13 }, 'bad envelope');
-    log.write({ i: 14 }, 'bad envelope');
-    expect(lines).toHaveLength(7);
-    // Nothing suppressed in a window: no summary line.
-    now += 5_000;
-    log.write({ i: 15 }, 'bad envelope');
-    expect(lines.slice(7).map((l) => l.obj)).toEqual([{ suppressed: 1 }, { i: 15 }]);
-    now += 5_000;
-    log.write({ i: 16 }, 'bad envelope');
-    expect(lines.slice(9).map((l) => l.obj)).toEqual([{ i: 16 }]);
   });
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { RoomStateStore, compareVersions, type StateEntry } from '../src/index.js';
+import type { StateEntry } from '../src/envelopes.js';
+import { RoomStateStore, compareVersions } from '../src/room-state.js';
 
 const entry = (value: unknown, counter: number, podId: string, key = 'timer', roomId = 'room'): StateEntry => ({
   roomId,

@@ -9,7 +9,6 @@ import {
   BusError,
   BusUnavailableError,
   STREAMS,
-  maskUrl,
   silentLogger,
   type Logger,
   type PublishOptions,
@@ -17,6 +16,7 @@ import {
   type Transport,
   type TransportSink,
 } from '@retrotro/bus-core';
+import { maskUrl } from '@retrotro/bus-core/internal';
 import { loadCredentials } from './credentials.js';
 import { roomSubject, streamSubject, validatePrefix } from './subjects.js';
 

@@ -18,7 +18,6 @@ const tempDirs: string[] = [];
 async function pod(options: Partial<NatsBusOptions> = {}) {
   const hub = new RecordingHub();
   const bus = new NatsBus({
-    hub,
     servers: SHARED_NATS_URL,
     heartbeatMs: 200,
     ttlMs: 1_000,
@@ -27,7 +26,7 @@ async function pod(options: Partial<NatsBusOptions> = {}) {
     ...options,
   });
   buses.push(bus);
-  await bus.start();
+  await bus.start(hub);
   await bus.whenReady();
   return { bus, hub };
 }
@@ -87,9 +86,9 @@ describe('configuration', () => {
 describe('broker unreachable at start', () => {
   it('rejects with BrokerUnreachableError naming host:port, password masked', async () => {
     const port = await freePort(); // nothing listens there
-    const bus = new NatsBus({ hub: new RecordingHub(), servers: `nats://alice:s3cret@127.0.0.1:${port}`, connectTimeoutMs: 3_000 });
+    const bus = new NatsBus({ servers: `nats://alice:s3cret@127.0.0.1:${port}`, connectTimeoutMs: 3_000 });
     const started = Date.now();
-    const error = await bus.start().then(
+    const error = await bus.start(new RecordingHub()).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -296,14 +295,14 @@ describe('room subjects', () => {
 describe('credentials file', () => {
   it('an unreadable path is a clear error naming the file', async () => {
     const path = join(tmpdir(), 'no-such-dir-bus-nats', 'user.creds');
-    const bus = new NatsBus({ hub: new RecordingHub(), credentialsFile: path });
-    await expect(bus.start()).rejects.toThrow(`cannot read NATS credentials file ${path}`);
+    const bus = new NatsBus({ credentialsFile: path });
+    await expect(bus.start(new RecordingHub())).rejects.toThrow(`cannot read NATS credentials file ${path}`);
   });
 
   it('a file that is not a creds file is a clear error', async () => {
     const path = tempFile('bad.creds', 'this is not a creds file\n');
-    const bus = new NatsBus({ hub: new RecordingHub(), credentialsFile: path });
-    await expect(bus.start()).rejects.toThrow(`invalid NATS credentials file ${path}`);
+    const bus = new NatsBus({ credentialsFile: path });
+    await expect(bus.start(new RecordingHub())).rejects.toThrow(`invalid NATS credentials file ${path}`);
   });
 
   it('authenticates with a .creds file against a server in operator mode', async () => {
@@ -317,10 +316,10 @@ describe('credentials file', () => {
     await waitFor('the frame on B', () => b.hub.frames('r', 'authenticated').length === 1);
 
     // Without credentials, or with a user of an unknown account, the server says no.
-    const anonymous = new NatsBus({ hub: new RecordingHub(), servers: server.url });
-    await expect(anonymous.start()).rejects.toThrow(/Authorization Violation/);
+    const anonymous = new NatsBus({ servers: server.url });
+    await expect(anonymous.start(new RecordingHub())).rejects.toThrow(/Authorization Violation/);
     const strangerFile = tempFile('stranger.creds', auth.strangerCreds);
-    const stranger = new NatsBus({ hub: new RecordingHub(), servers: server.url, credentialsFile: strangerFile });
-    await expect(stranger.start()).rejects.toBeInstanceOf(BrokerUnreachableError);
+    const stranger = new NatsBus({ servers: server.url, credentialsFile: strangerFile });
+    await expect(stranger.start(new RecordingHub())).rejects.toBeInstanceOf(BrokerUnreachableError);
   });
 });

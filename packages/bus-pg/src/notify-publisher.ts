@@ -123,18 +123,35 @@ export class NotifyPublisher {
    * it. Messages published together share that statement, and the same promise.
    */
   publish(channel: string, text: string): Promise<void> {
+    return this.publishAll(channel, [text]);
+  }
+
+  /**
+   * Queues several notifications as one unit: all are queued or all refused, and they go in
+   * one statement, hence one transaction, so other pods get all of them or none (a chunked
+   * message is never half sent).
+   */
+  publishAll(channel: string, texts: readonly string[]): Promise<void> {
     if (!this.connection) return Promise.reject(new BusUnavailableError(this.what));
-    const payload = wellFormed(text);
-    const bytes = Buffer.byteLength(payload, 'utf8');
     const { maxPayloadBytes, maxBatch, maxBatchBytes, maxQueuedMessages, maxQueuedBytes } = this.limits;
-    if (bytes > maxPayloadBytes) {
-      return Promise.reject(new PayloadTooLargeError(bytes, maxPayloadBytes, 'PostgreSQL NOTIFY'));
+    const payloads: string[] = [];
+    let bytes = 0;
+    for (const text of texts) {
+      const payload = wellFormed(text);
+      const size = Buffer.byteLength(payload, 'utf8');
+      if (size > maxPayloadBytes) return Promise.reject(new PayloadTooLargeError(size, maxPayloadBytes, 'PostgreSQL NOTIFY'));
+      // One bad payload would fail its whole batch, so refuse what the server would refuse.
+      if (payload.includes('\0')) {
+        return Promise.reject(new BusError('publish_failed', 'payload contains a NUL character, which PostgreSQL text cannot hold'));
+      }
+      payloads.push(payload);
+      bytes += size;
     }
-    // One bad payload would fail its whole batch, so refuse what the server would refuse.
-    if (payload.includes('\0')) {
-      return Promise.reject(new BusError('publish_failed', 'payload contains a NUL character, which PostgreSQL text cannot hold'));
-    }
-    if (this.queuedMessages >= maxQueuedMessages || (this.queuedMessages > 0 && this.queuedBytes + bytes > maxQueuedBytes)) {
+    const count = payloads.length;
+    if (
+      this.queuedMessages + count > Math.max(maxQueuedMessages, count) ||
+      (this.queuedMessages > 0 && this.queuedBytes + bytes > maxQueuedBytes)
+    ) {
       this.stats.queueFull++;
       return Promise.reject(
         new BusError(
@@ -144,15 +161,17 @@ export class NotifyPublisher {
       );
     }
     let batch = this.batches[this.batches.length - 1];
-    if (!batch || batch.size >= maxBatch || (batch.size > 0 && batch.bytes + bytes > maxBatchBytes)) {
+    if (!batch || (batch.size > 0 && (batch.size + count > maxBatch || batch.bytes + bytes > maxBatchBytes))) {
       batch = new Batch();
       this.batches.push(batch);
     }
-    batch.channels.push(channel);
-    batch.payloads.push(payload);
-    if (payload.length === 0 || payload.includes(SEPARATOR)) batch.needsJson = true;
+    for (const payload of payloads) {
+      batch.channels.push(channel);
+      batch.payloads.push(payload);
+      if (payload.length === 0 || payload.includes(SEPARATOR)) batch.needsJson = true;
+    }
     batch.bytes += bytes;
-    this.queuedMessages++;
+    this.queuedMessages += count;
     this.queuedBytes += bytes;
     this.schedule();
     return batch.done;

@@ -9,19 +9,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  Backoff,
   BrokerUnreachableError,
   BusError,
   BusUnavailableError,
-  RateLimitedLog,
   silentLogger,
-  type BackoffOptions,
   type Logger,
   type PublishOptions,
   type StreamKind,
   type Transport,
   type TransportSink,
 } from '@retrotro/bus-core';
+import { Backoff, RateLimitedLog, type BackoffOptions } from '@retrotro/bus-core/internal';
 import { Channels } from './channels.js';
 import { NotifyPublisher, type PublisherStats } from './notify-publisher.js';
 import { Session } from './session.js';
@@ -163,6 +161,12 @@ export class PgTransport implements Transport {
 
   publish(stream: StreamKind, payload: string, _options?: PublishOptions): Promise<void> {
     if (this.state === 'connected') return this.publisher.publish(this.channels.byStream[stream], payload);
+    if (this.state === 'closed') return Promise.reject(new BusError('stopped', `${this.what} is closed; message not sent`));
+    return Promise.reject(new BusUnavailableError(this.what));
+  }
+
+  publishBatch(stream: StreamKind, payloads: readonly string[], _options?: PublishOptions): Promise<void> {
+    if (this.state === 'connected') return this.publisher.publishAll(this.channels.byStream[stream], payloads);
     if (this.state === 'closed') return Promise.reject(new BusError('stopped', `${this.what} is closed; message not sent`));
     return Promise.reject(new BusUnavailableError(this.what));
   }

@@ -1,4 +1,4 @@
-import { maskUrl } from '@retrotro/bus-core';
+import { maskUrl } from '@retrotro/bus-core/internal';
 import { Client } from 'pg';
 
 /**

@@ -11,9 +11,9 @@ afterEach(async () => {
 
 function bus(options: Partial<PgBusOptions> & { prefix: string }) {
   const hub = new RecordingHub();
-  const b = new PgBus({ connectionString: DATABASE_URL, hub, heartbeatMs: 200, ttlMs: 2_000, syncWindowMs: 300, ...options });
+  const b = new PgBus({ connectionString: DATABASE_URL, heartbeatMs: 200, ttlMs: 2_000, syncWindowMs: 300, ...options });
   buses.push(b);
-  return { bus: b, hub };
+  return { bus: b, hub, start: () => b.start(hub) };
 }
 
 describe('PgBus', () => {
@@ -24,7 +24,7 @@ describe('PgBus', () => {
     expect(a.bus.transport).toBeInstanceOf(PgTransport);
     expect(a.bus.transport.channels.byStream.room).toBe(`${prefix}_room`);
     expect(a.bus.podId).toBe('pod-a');
-    await Promise.all([a.bus.start(), b.bus.start()]);
+    await Promise.all([a.start(), b.start()]);
     await Promise.all([a.bus.whenReady(), b.bus.whenReady()]);
 
     await a.bus.publishPresenceJoin('r', { userId: 'u1', userName: 'Alice' });
@@ -37,10 +37,29 @@ describe('PgBus', () => {
   });
 
   it('start() rejects with BrokerUnreachableError naming host and port when the database is down', async () => {
-    const { bus: b } = bus({ prefix: uniquePrefix('down'), connectionString: 'postgres://app:hunter2@127.0.0.1:1/db' });
-    const error = await b.start().catch((e: unknown) => e);
+    const { start } = bus({ prefix: uniquePrefix('down'), connectionString: 'postgres://app:hunter2@127.0.0.1:1/db' });
+    const error = await start().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BrokerUnreachableError);
     expect((error as Error).message).toMatch(/127\.0\.0\.1:1/);
     expect((error as Error).message).not.toMatch(/hunter2/);
+  });
+
+  // Regression: with a full publish queue a chunked message was refused part by part, and
+  // receiving pods logged "chunk without its first part". Now it goes whole or not at all.
+  it('sends a chunked message whole or refuses it whole when the publish queue is full', async () => {
+    const prefix = uniquePrefix('whole');
+    const a = bus({ prefix, podId: 'pod-a', maxQueuedMessages: 10 });
+    const b = bus({ prefix, podId: 'pod-b' });
+    await Promise.all([a.start(), b.start()]);
+    await Promise.all([a.bus.whenReady(), b.bus.whenReady()]);
+    const text = 'x'.repeat(20_000); // three NOTIFYs each
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => a.bus.broadcastToRoom('r', { type: 'big', payload: { i, text } })));
+    const sent = results.flatMap((r, i) => (r.ok ? [i] : []));
+    expect(sent.length).toBeGreaterThan(0);
+    expect(sent.length).toBeLessThan(20); // the queue did refuse some
+    await waitFor('every accepted message on B', () => b.hub.frames('r', 'big').length === sent.length);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(b.hub.frames('r', 'big').map((f) => (f.payload as { i: number }).i)).toEqual(sent);
+    expect(b.bus.stats.malformed.chunk).toBe(0);
   });
 });

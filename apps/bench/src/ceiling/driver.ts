@@ -194,12 +194,12 @@ async function openRaw(bus: BusKind, prefix: string, targets: BenchTargets, o: C
 }
 
 async function openRelay(bus: BusKind, prefix: string, roomId: string, targets: BenchTargets): Promise<Publisher> {
-  const common = { hub: silentHub, podId: 'bench-ceiling-a', prefix };
+  const common = { podId: 'bench-ceiling-a', prefix };
   const relay =
     bus === 'postgres'
       ? new PgBus({ ...common, connectionString: targets.databaseUrl })
       : new NatsBus({ ...common, servers: targets.natsUrl });
-  await relay.start();
+  await relay.start(silentHub);
   await relay.whenReady();
   // A frame of CEILING_MESSAGE_BYTES once serialised (the envelope adds pod, room and seq).
   const framePad = 'x'.repeat(CEILING_MESSAGE_BYTES - JSON.stringify({ type: 'event', payload: { seq: 1000000, pad: '' } }).length);

@@ -60,12 +60,12 @@ async function open(m: Extract<ToReceiver, { cmd: 'open' }>): Promise<void> {
     await nc.flush();
     closers.push(() => nc.close());
   }
-  const common = { hub, podId: 'bench-ceiling-b', prefix: m.prefix };
+  const common = { podId: 'bench-ceiling-b', prefix: m.prefix };
   const bus =
     m.bus === 'postgres'
       ? new PgBus({ ...common, connectionString: m.targets.databaseUrl })
       : new NatsBus({ ...common, servers: m.targets.natsUrl });
-  await bus.start();
+  await bus.start(hub);
   await bus.whenReady();
   closers.push(() => bus.stop());
   setInterval(report, PROGRESS_MS).unref();

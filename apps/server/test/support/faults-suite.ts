@@ -343,7 +343,10 @@ export function describeBrokerFaults(busType: 'postgres' | 'nats') {
       // During the outage: pod A keeps serving its own sockets, and says the relay failed.
       alice.send('publish', { event: 'during', data: 1 });
       expect((await ann.next('event', (f) => f.payload.event === 'during', WAIT)).payload.data).toBe(1);
-      expect((await alice.next('error', () => true, WAIT)).payload.code).toBe('relay_failed');
+      const relayError = await alice.next('error', () => true, WAIT);
+      expect(relayError.payload.code).toBe('relay_failed');
+      // Operator details stay in the logs: no URL, host, port, user or database for browsers.
+      expect(JSON.stringify(relayError.payload)).not.toMatch(/postgres|nats|127\.0\.0\.1|localhost|:\d{2,5}|@/i);
       // Pod B hears nothing from A any more: after PRESENCE_TTL_MS (2 s here) A's users leave there.
       await bob.next('participant_left', (f) => f.payload.userId === `alice-${r}`, WAIT);
       // Dora joins on pod B; pod A cannot hear it.

@@ -39,9 +39,9 @@ export function describeTransportConformance(name: string, harness: ConformanceH
     const transport = await harness.createTransport(prefix);
     transports.push(transport);
     const hub = new RecordingHub();
-    const bus = new RelayBus({ transport, hub, heartbeatMs: 200, ttlMs: 2_000, syncWindowMs: 300, ...extra });
+    const bus = new RelayBus({ transport, heartbeatMs: 200, ttlMs: 2_000, syncWindowMs: 300, ...extra });
     buses.push(bus);
-    await bus.start();
+    await bus.start(hub);
     await bus.whenReady();
     return { bus, hub, transport };
   }

@@ -1,0 +1,109 @@
+/**
+ * The sending side of the relay: stamps per-pod sequence numbers, splits payloads larger
+ * than the transport's limit into chunk frames (sent whole or refused whole), hands
+ * everything to the transport synchronously (so publish order is call order), and turns
+ * outcomes into counted, rate-limited `PublishResult` values. Nothing here throws.
+ */
+import { splitIntoChunks } from './chunking.js';
+import type { ControlEnvelope, PresenceEnvelope } from './envelopes.js';
+import { BusError, PayloadTooLargeError, toError } from './errors.js';
+import { RateLimitedLog, type Logger } from './logger.js';
+import type { BusStats } from './stats.js';
+import type { Transport } from './transport.js';
+import { OK, type PublishResult, type StreamKind } from './types.js';
+
+/** The streams an envelope is published on (chunk frames are the outbox's own business). */
+export type EnvelopeStream = Exclude<StreamKind, 'chunk'>;
+
+export interface OutboxOptions {
+  podId: string;
+  transport: Transport;
+  stats: BusStats;
+  logger: Logger;
+  /** Why nothing can be sent right now (stopped, disconnected), or undefined. */
+  unavailable: () => Error | undefined;
+  observePublish?: ((stream: StreamKind, seconds: number, ok: boolean) => void) | undefined;
+}
+
+export class Outbox {
+  /** Last sequence numbers used: one counter for room frames, one for presence and control. */
+  private roomSeq = 0;
+  private seq = 0;
+  private msgIds = 0;
+  private readonly failureLog: RateLimitedLog;
+
+  constructor(private readonly o: OutboxOptions) {
+    if (o.transport.chunking && !o.transport.publishBatch) {
+      throw new Error(`transport ${o.transport.kind} sets chunking but has no publishBatch`);
+    }
+    // Under overload every refusal fails the same way: a few lines a minute, with counts.
+    this.failureLog = new RateLimitedLog((obj, msg) => o.logger.warn(obj, msg), 5, 10_000);
+  }
+
+  /** Publishes an envelope object (presence, control) with the next sequence number. */
+  sendEnvelope(stream: 'presence', env: PresenceEnvelope): Promise<PublishResult>;
+  sendEnvelope(stream: 'control', env: ControlEnvelope): Promise<PublishResult>;
+  sendEnvelope(stream: 'presence' | 'control', env: PresenceEnvelope | ControlEnvelope): Promise<PublishResult> {
+    return this.send(stream, (seq) => {
+      env.seq = seq;
+      return JSON.stringify(env);
+    });
+  }
+
+  /**
+   * Encodes with the next sequence number and publishes. The number is only taken once the
+   * payload is accepted for sending, so a refused payload leaves no hole that other pods
+   * would read as lost messages.
+   */
+  send(stream: EnvelopeStream, encode: (seq: number) => string, roomId?: string): Promise<PublishResult> {
+    const unavailable = this.o.unavailable();
+    if (unavailable) return this.fail(stream, unavailable);
+    const { transport, stats } = this.o;
+    const isRoom = stream === 'room';
+    const seq = (isRoom ? this.roomSeq : this.seq) + 1;
+    const payload = encode(seq);
+    const max = transport.maxPayloadBytes;
+    // Cheap check first: a UTF-16 unit never takes more than 3 UTF-8 bytes.
+    const bytes = payload.length * 3 <= max ? payload.length : Buffer.byteLength(payload, 'utf8');
+    const options = roomId === undefined ? undefined : { roomId };
+    const started = this.o.observePublish ? performance.now() : 0;
+    let sent: Promise<unknown>;
+    if (bytes <= max) {
+      sent = transport.publish(stream, payload, options);
+    } else if (transport.chunking) {
+      let frames: string[];
+      try {
+        frames = splitIntoChunks(this.o.podId, this.msgIds + 1, stream, payload, max);
+      } catch (e) {
+        return this.fail(stream, toError(e));
+      }
+      this.msgIds++;
+      stats.chunkedMessages++;
+      stats.published.chunk += frames.length;
+      sent = transport.publishBatch!('chunk', frames, options);
+    } else {
+      return this.fail(stream, new PayloadTooLargeError(bytes, max, `the ${transport.kind} broker`));
+    }
+    if (isRoom) this.roomSeq = seq;
+    else this.seq = seq;
+    stats.published[stream]++;
+    return sent.then(
+      () => {
+        this.o.observePublish?.(stream, (performance.now() - started) / 1000, true);
+        return OK;
+      },
+      (e: unknown) => {
+        this.o.observePublish?.(stream, (performance.now() - started) / 1000, false);
+        return this.fail(stream, toError(e));
+      },
+    );
+  }
+
+  private fail(stream: StreamKind, error: Error): Promise<PublishResult> {
+    this.o.stats.publishFailures++;
+    const code = error instanceof BusError ? error.code : 'publish_failed';
+    // The message names the broker for operators; no stack (the cause is always the same).
+    this.failureLog.write({ stream, code, reason: error.message }, 'publish failed');
+    return Promise.resolve({ ok: false, error });
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * The MessageBus surface of RelayBus: start and stop, whenReady's settling, and arguments
+ * that cannot be sent (never thrown: failures are values).
+ */
+import { describe, expect, it } from 'vitest';
+import { BusError, MemoryBroker, MemoryTransport, RelayBus } from '../src/index.js';
+import { RecordingHub } from '../src/testing/index.js';
+import { FAST, cleanup, startPod } from './support/memory-pods.js';
+
+function idleBus(broker = new MemoryBroker()) {
+  const bus = new RelayBus({ transport: new MemoryTransport(broker), ...FAST });
+  cleanup.push(() => bus.stop());
+  return bus;
+}
+
+const codeOf = (e: unknown) => (e instanceof BusError ? e.code : String(e));
+
+describe('RelayBus: lifecycle', () => {
+  it('has no hub before start(hub), and refuses a second start with a BusError', async () => {
+    const bus = idleBus();
+    expect(() => bus.hub).toThrow(BusError);
+    const hub = new RecordingHub();
+    await bus.start(hub);
+    expect(bus.hub).toBe(hub);
+    await expect(bus.start(hub)).rejects.toSatisfy((e) => codeOf(e) === 'already_started');
+    await bus.stop();
+    await expect(bus.start(hub)).rejects.toSatisfy((e) => codeOf(e) === 'stopped');
+  });
+
+  it('may be started again after the broker was down at the first start', async () => {
+    const broker = new MemoryBroker();
+    broker.down = true;
+    const bus = idleBus(broker);
+    await expect(bus.start(new RecordingHub())).rejects.toThrow(/cannot reach/);
+    broker.down = false;
+    await bus.start(new RecordingHub());
+    await bus.whenReady();
+    expect(bus.ready).toBe(true);
+  });
+});
+
+describe('RelayBus: whenReady', () => {
+  it('rejects waiters when the bus stops before it is ready, and after', async () => {
+    const bus = idleBus();
+    const waiting = bus.whenReady();
+    await bus.stop();
+    await expect(waiting).rejects.toSatisfy((e) => codeOf(e) === 'stopped');
+    await expect(bus.whenReady()).rejects.toSatisfy((e) => codeOf(e) === 'stopped');
+  });
+
+  it('honours timeoutMs and an AbortSignal', async () => {
+    const bus = idleBus();
+    await expect(bus.whenReady({ timeoutMs: 20 })).rejects.toSatisfy((e) => codeOf(e) === 'timeout');
+    const controller = new AbortController();
+    const waiting = bus.whenReady({ signal: controller.signal });
+    controller.abort(new Error('gave up'));
+    await expect(waiting).rejects.toThrow('gave up');
+    await expect(bus.whenReady({ signal: AbortSignal.abort(new Error('already')) })).rejects.toThrow('already');
+  });
+
+  it('resolves at once when ready, and a pending waiter resolves once the sync window ends', async () => {
+    const bus = idleBus();
+    const waiting = bus.whenReady({ timeoutMs: 5_000 });
+    await bus.start(new RecordingHub());
+    await waiting;
+    await bus.whenReady();
+    expect(bus.status()).toMatchObject({ ready: true, connected: true, transport: 'memory' });
+  });
+});
+
+describe('RelayBus: arguments that cannot be sent', () => {
+  it('a frame holding a BigInt or a cycle resolves {ok:false} and nothing is delivered', async () => {
+    const { bus, hub } = await startPod(new MemoryBroker());
+    const cyclic: Record<string, unknown> = { type: 'x' };
+    cyclic.self = cyclic;
+    for (const frame of [{ type: 'x', payload: { n: 1n } }, cyclic]) {
+      const r = await bus.broadcastToRoom('r', frame as never);
+      expect(r.ok).toBe(false);
+      if (!r.ok) expect(codeOf(r.error)).toBe('bad_argument');
+    }
+    expect(hub.deliveries).toEqual([]);
+  });
+
+  it('empty room and user ids resolve {ok:false} instead of reaching the wire', async () => {
+    const { bus } = await startPod(new MemoryBroker());
+    const results = await Promise.all([
+      bus.broadcastToRoom('', { type: 'x' }),
+      bus.publishPresenceJoin('', { userId: 'u', userName: 'U' }),
+      bus.publishPresenceJoin('r', { userId: '', userName: 'U' }),
+      bus.publishPresenceLeave('r', ''),
+      bus.setRoomState('', 'k', 1),
+    ]);
+    for (const r of results) {
+      expect(r.ok).toBe(false);
+      if (!r.ok) expect(codeOf(r.error)).toBe('bad_argument');
+    }
+    expect(bus.getRoomClients('r')).toEqual([]);
+  });
+});
