@@ -21,15 +21,16 @@ die() { say "ERROR: $*"; exit 1; }
 
 [ -x node_modules/.bin/turbo ] || die "dependencies are not installed: run pnpm install first"
 
-# Installs and service starts need root: as root run them as they are, else through sudo -n
-# (never a password prompt: CI has no stdin).
-as_root=()
-if [ "$(id -u)" != 0 ]; then
-  command -v sudo >/dev/null 2>&1 || die "not root and no sudo: cannot install packages or start services"
-  as_root=(sudo -n)
-fi
+# Installs and service starts need root, only when something is missing: as root run them
+# as they are, else through `sudo -n` (never a password prompt: CI has no stdin).
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"
+  else die "not root and no sudo, cannot run: $*"
+  fi
+}
 # Wait for dpkg's lock rather than fail when another apt-get runs on the machine.
-apt_get() { "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 "$@"; }
+apt_get() { as_root env DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 "$@"; }
 
 # --- 1. Chromium: playwright-core brings no browser, the demo test drives Debian's.
 if [ ! -x /usr/bin/chromium ]; then
@@ -58,12 +59,12 @@ wait_port() {
 }
 if ! port_open 5432; then
   say "starting PostgreSQL"
-  "${as_root[@]}" pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start ||
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start ||
     die "could not start PostgreSQL"
 fi
 if ! port_open 4222; then
   say "starting NATS"
-  "${as_root[@]}" start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
+  as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
     -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log ||
     die "could not start NATS"
 fi
