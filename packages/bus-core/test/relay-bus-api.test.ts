@@ -3,9 +3,9 @@
  * that cannot be sent (never thrown: failures are values).
  */
 import { describe, expect, it } from 'vitest';
-import { BusError, MemoryBroker, MemoryTransport, RelayBus } from '../src/index.js';
+import { BusError, MemoryBroker, MemoryTransport, RelayBus, type StreamKind } from '../src/index.js';
 import { RecordingHub } from '../src/testing/index.js';
-import { FAST, cleanup, startPod } from './support/memory-pods.js';
+import { FAST, cleanup, recordingLogger, startPod } from './support/memory-pods.js';
 
 function idleBus(broker = new MemoryBroker()) {
   const bus = new RelayBus({ transport: new MemoryTransport(broker), ...FAST });
@@ -95,5 +95,26 @@ describe('RelayBus: arguments that cannot be sent', () => {
       if (!r.ok) expect(codeOf(r.error)).toBe('bad_argument');
     }
     expect(bus.getRoomClients('r')).toEqual([]);
+  });
+});
+
+describe('RelayBus: failures in the log', () => {
+  it('logs refused publishes at a bounded rate, with a count and without a stack', async () => {
+    const { logger, lines } = recordingLogger();
+    const broker = new MemoryBroker();
+    class RefusingTransport extends MemoryTransport {
+      override async publish(stream: StreamKind, payload: string): Promise<void> {
+        if (stream === 'room') throw new BusError('publish_failed', 'publish queue of postgres transport (postgres://db:5432) is full');
+        return super.publish(stream, payload);
+      }
+    }
+    const { bus } = await startPod(broker, { logger, makeTransport: (b) => new RefusingTransport(b) });
+    const results = await Promise.all(Array.from({ length: 2_000 }, (_, i) => bus.broadcastToRoom('r', { type: 'm', payload: { i } })));
+    expect(results.every((r) => !r.ok)).toBe(true);
+    expect(bus.stats.publishFailures).toBe(2_000);
+    const failures = lines.filter((l) => l.msg === 'publish failed');
+    expect(failures.length).toBeGreaterThan(0);
+    expect(failures.length).toBeLessThanOrEqual(5);
+    for (const l of failures) expect(JSON.stringify(l.obj)).not.toMatch(/\bat \w|stack/);
   });
 });

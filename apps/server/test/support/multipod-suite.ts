@@ -198,6 +198,22 @@ export function describeMultiPod(busType: 'postgres' | 'nats', extraEnv: Record<
       expect(names((await carol.join(r)).payload.participants)).toEqual(['alice', 'carol']);
     });
 
+    // Regression: only a periodic heartbeat started a pod's TTL clock. A pod started between
+    // two heartbeats of another learnt it from its sync answer; when that pod was killed
+    // before its next heartbeat, its users stayed present on the new pod for ever.
+    it('expires a pod killed before the late pod heard its first periodic heartbeat', async () => {
+      const r = room();
+      // The doomed pod heartbeats every 60 s: after its start-up announce, it stays silent.
+      const doomed = await pod({ PRESENCE_HEARTBEAT_MS: '60000', PRESENCE_TTL_MS: '120000' });
+      const bob = await connect(doomed, 'bob', { userId: 'bob-early' });
+      await bob.join(r);
+      const late = await pod();
+      const alice = await connect(late, 'alice');
+      expect(names((await alice.join(r)).payload.participants)).toEqual(['alice', 'bob']);
+      await doomed.kill();
+      await alice.next('participant_left', (f) => f.payload.userId === 'bob-early', 15_000);
+    });
+
     it('a pod stopped with SIGTERM closes its sockets with 1001 and its users leave at once', async () => {
       const r = room();
       // A TTL of a minute: only the goodbye can explain a quick leave.
