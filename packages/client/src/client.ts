@@ -52,7 +52,8 @@ export class RetrotroClient extends Emitter<ClientEvents> {
   /** Consecutive failed attempts: the backoff exponent. */
   #attempt = 0;
   #ids = 0;
-  #idPrefix = Math.random().toString(36).slice(2, 10);
+  /** Random per client (about 52 bits), so ids of two tabs of one user do not collide. */
+  #idPrefix = Math.floor(Math.random() * 36 ** 10).toString(36);
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #connectTimer: ReturnType<typeof setTimeout> | undefined;
   #heartbeatTimer: ReturnType<typeof setInterval> | undefined;

@@ -80,12 +80,14 @@ export interface RetrotroClientOptions {
   /**
    * The JWT, or a function returning it (sync or async). A function is called before
    * every connection attempt, so it can refresh an expired token (close code 4001).
-   * It is sent as the `token` query parameter, after the URL's own parameters.
+   * It is sent as the `token` query parameter, after the URL's own parameters. A function
+   * that throws is reported (`error` event, code `token`) and retried after the backoff;
+   * give it its own timeout, as one that never settles stalls the reconnection.
    */
   token: string | (() => string | Promise<string>);
   /**
    * The WebSocket class. Default: `globalThis.WebSocket` (browsers, Node.js >= 22).
-   * On Node.js 20 pass `ws`: `import WebSocket from 'ws'`.
+   * On Node.js 20 pass the `WebSocket` class of the `ws` package.
    */
   WebSocket?: WebSocketConstructor;
   /** Ceiling of the first reconnection delay, in ms. Default `1000`. */

@@ -3,7 +3,7 @@
  * connect timeout, close(). A fake WebSocket under fake timers.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { RetrotroClient, RetrotroError, type ClientState } from '../src/index.js';
+import { RetrotroClient, RetrotroError, type ClientState, type WebSocketConstructor } from '../src/index.js';
 import { withToken } from '../src/client.js';
 import { FakeSocket, flush, joined, makeClient, nextSocket, reconnect, roomState } from './support/fake.js';
 
@@ -103,6 +103,11 @@ describe('URLs and tokens', () => {
       if (saved) (globalThis as { WebSocket?: unknown }).WebSocket = saved;
     }
     expect(() => new RetrotroClient({ token: 't', WebSocket: FakeSocket })).toThrow(/url/);
+  });
+
+  it('accepts the browser WebSocket class (types)', () => {
+    const browser: WebSocketConstructor = null as unknown as typeof globalThis.WebSocket;
+    expect(browser).toBeNull();
   });
 
   it('uses the global WebSocket when none is passed', async () => {
