@@ -1,7 +1,13 @@
 /** Base class of every error the bus reports; `code` is stable for programs, `message` is for people. */
 export class BusError extends Error {
   constructor(
-    readonly code: 'broker_unreachable' | 'bus_unavailable' | 'payload_too_large' | 'publish_failed' | 'stopped',
+    readonly code:
+      | 'already_open'
+      | 'broker_unreachable'
+      | 'bus_unavailable'
+      | 'payload_too_large'
+      | 'publish_failed'
+      | 'stopped',
     message: string,
     options?: { cause?: unknown },
   ) {
