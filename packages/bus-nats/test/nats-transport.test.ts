@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { BrokerUnreachableError, BusUnavailableError, PayloadTooLargeError } from '@retrotro/bus-core';
+import { TransportConfigError } from '@retrotro/bus-core/internal';
 import { RecordingHub, sleep, uniquePrefix, waitFor } from '@retrotro/bus-core/testing';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { NatsBus, NatsTransport, roomToken, type NatsBusOptions } from '../src/index.js';
@@ -167,7 +168,7 @@ describe('lifecycle', () => {
     await nc.flush();
     await waitFor('the first message', () => received.length === 1);
     await t.close();
-    await expect(t.publish('room', 'two')).rejects.toBeInstanceOf(BusUnavailableError);
+    await expect(t.publish('room', 'two')).rejects.toMatchObject({ code: 'stopped' });
     nc.publish(`${prefix}.room`, 'three');
     await nc.flush();
     await nc.close();
@@ -294,10 +295,12 @@ describe('room subjects', () => {
 });
 
 describe('credentials file', () => {
-  it('an unreadable path is a clear error naming the file', async () => {
+  it('an unreadable path is a clear error naming the file (a configuration error, not an unreachable broker)', async () => {
     const path = join(tmpdir(), 'no-such-dir-bus-nats', 'user.creds');
     const bus = new NatsBus({ hub: new RecordingHub(), credentialsFile: path });
-    await expect(bus.start()).rejects.toThrow(`cannot read NATS credentials file ${path}`);
+    const error = await bus.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TransportConfigError);
+    expect((error as Error).message).toMatch(new RegExp(`^cannot read NATS credentials file ${path}`));
   });
 
   it('a file that is not a creds file is a clear error', async () => {
