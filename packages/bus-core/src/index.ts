@@ -27,4 +27,5 @@ export { MemoryBroker, MemoryTransport, type MemoryTransportOptions } from './me
 export { BusError, BrokerUnreachableError, BusUnavailableError, PayloadTooLargeError } from './errors.js';
 export { silentLogger, RateLimitedLog, type Logger } from './logger.js';
 export { maskUrl } from './url.js';
+export { validateBusPrefix, MAX_PREFIX_LENGTH } from './prefix.js';
 export { Backoff, type BackoffOptions } from './backoff.js';

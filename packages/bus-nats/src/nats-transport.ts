@@ -10,6 +10,7 @@ import {
   BusError,
   STREAMS,
   maskUrl,
+  validateBusPrefix,
   silentLogger,
   type Logger,
   type PublishOptions,
@@ -19,12 +20,12 @@ import {
 } from '@retrotro/bus-core';
 import { TransportLifecycle } from '@retrotro/bus-core/internal';
 import { loadCredentials } from './credentials.js';
-import { roomSubject, streamSubject, validatePrefix } from './subjects.js';
+import { roomSubject, streamSubject } from './subjects.js';
 
 export interface NatsTransportOptions {
   /** Server URL(s); a comma-separated string is split. Default `nats://127.0.0.1:4222`. */
   servers?: string | string[];
-  /** First token of every subject (BUS_PREFIX). Default `retrotro`. */
+  /** First token of every subject (BUS_PREFIX). Default `retrotro`; see `validateBusPrefix` (bus-core). */
   prefix?: string;
   /** Path to a `.creds` file (user JWT + nkey seed); re-read on every reconnect. */
   credentialsFile?: string;
@@ -89,7 +90,7 @@ export class NatsTransport implements Transport {
     this.options = options;
     this.servers = parseServers(options.servers);
     this.target = maskUrl(this.servers.join(','));
-    this.prefix = validatePrefix(options.prefix ?? 'retrotro');
+    this.prefix = validateBusPrefix(options.prefix ?? 'retrotro');
     this.roomSubjects = options.roomSubjects ?? 'flat';
     this.streamSubjects = Object.fromEntries(STREAMS.map((s) => [s, streamSubject(this.prefix, s)])) as Record<StreamKind, string>;
     if (this.roomSubjects !== 'flat' && this.roomSubjects !== 'per-room') {

@@ -31,7 +31,7 @@ import { describeTarget } from './target.js';
 export interface PgTransportOptions {
   /** e.g. `postgres://user:password@host:5432/db`. */
   connectionString: string;
-  /** Channels are `<prefix>_room`, `_presence`, `_control`, `_chunk`. Letters, digits, `_`. Default `retrotro`. */
+  /** Channels are `<prefix>_room`, `_presence`, `_control`, `_chunk`. Default `retrotro`; see `validateBusPrefix` (bus-core). */
   prefix?: string;
   logger?: Logger;
   /** How often both connections are checked with `SELECT 1`. Default 5000. */
