@@ -2,6 +2,8 @@
  * Configuration from the environment (CONTRACT section 2). Every value is validated here,
  * once, with a message that names the variable and what it accepts.
  */
+import { validateBusPrefix } from '@retrotro/bus-core';
+
 export type BusType = 'postgres' | 'nats' | 'memory';
 export const BUS_TYPES: readonly BusType[] = ['postgres', 'nats', 'memory'];
 
@@ -74,8 +76,10 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(`BUS_TYPE must be one of ${BUS_TYPES.join(', ')}; got ${JSON.stringify(busType)}`);
   }
   const busPrefix = str(env, 'BUS_PREFIX', 'retrotro');
-  if (!/^[A-Za-z0-9_]{1,40}$/.test(busPrefix)) {
-    throw new ConfigError(`BUS_PREFIX must be 1-40 letters, digits or underscores (it names PG channels and NATS subjects); got ${JSON.stringify(busPrefix)}`);
+  try {
+    validateBusPrefix(busPrefix); // bus-core's rule, the one every transport applies
+  } catch (e) {
+    throw new ConfigError(`BUS_PREFIX: ${(e as Error).message}`);
   }
   const jwtSecret = optional(env, 'JWT_SECRET');
   if (production && !jwtSecret) throw new ConfigError('JWT_SECRET is required when NODE_ENV=production');

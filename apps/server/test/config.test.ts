@@ -56,6 +56,10 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ BUS_PREFIX: 'a b' })).toThrow(/BUS_PREFIX/);
     expect(() => loadConfig({ BUS_PREFIX: 'a.b' })).toThrow(/BUS_PREFIX/);
     expect(loadConfig({ BUS_PREFIX: 'team_1' }).busPrefix).toBe('team_1');
+    // bus-core's one rule (validateBusPrefix): letters, digits and underscores, 1 to 40 characters.
+    expect(() => loadConfig({ BUS_PREFIX: 'team-1' })).toThrow(/BUS_PREFIX: invalid bus prefix "team-1"/);
+    expect(loadConfig({ BUS_PREFIX: 'p'.repeat(40) }).busPrefix).toBe('p'.repeat(40));
+    expect(() => loadConfig({ BUS_PREFIX: 'p'.repeat(41) })).toThrow(/BUS_PREFIX: .*too long: 41 characters, at most 40/);
     expect(() => loadConfig({ NATS_ROOM_SUBJECTS: 'tree' })).toThrow(/flat or per-room/);
     expect(loadConfig({ WS_PER_MESSAGE_DEFLATE: 'true' }).perMessageDeflate).toBe(true);
     expect(() => loadConfig({ WS_PER_MESSAGE_DEFLATE: 'maybe' })).toThrow(/WS_PER_MESSAGE_DEFLATE/);

@@ -1,4 +1,5 @@
 export type BusErrorCode =
+  | 'already_open'
   | 'broker_unreachable'
   | 'bus_unavailable'
   | 'payload_too_large'

@@ -7,6 +7,7 @@ export { STREAMS, OK } from './types.js';
 export type { LocalHub } from './hub.js';
 export type { MessageBus, BusStatus } from './message-bus.js';
 export type { WhenReadyOptions } from './membership.js';
+export type { HistoryEvent, HistoryLimits, HistoryPage, HistoryPosition, StoredEvent } from './history.js';
 export { RelayBus, type RelayBusOptions } from './relay-bus.js';
 export type { Transport, TransportSink, TransportState, PublishOptions } from './transport.js';
 export { BusStats } from './stats.js';
@@ -19,3 +20,4 @@ export {
   type BusErrorCode,
 } from './errors.js';
 export { silentLogger, type Logger } from './logger.js';
+export { validateBusPrefix, MAX_PREFIX_LENGTH } from './prefix.js';

@@ -15,7 +15,8 @@ export {
   type StateVersion,
   type Decoded,
 } from './envelopes.js';
-export { RoomCodec } from './room-codec.js';
+export { RoomCodec, eventFrameJson, historyEnvelope, historyFrameJson } from './room-codec.js';
+export type { AppendItem, AppendOutcome, HistoryStore } from './history.js';
 export { PresenceRegistry, type PresenceChange } from './presence-registry.js';
 export { RoomStateStore, compareVersions } from './room-state.js';
 export { splitIntoChunks, parseChunk, ChunkAssembler } from './chunking.js';
@@ -23,3 +24,11 @@ export { RateLimitedLog } from './logger.js';
 export { maskUrl } from './url.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { toError } from './errors.js';
+export {
+  TransportLifecycle,
+  TransportConfigError,
+  describeError,
+  type TransportDriver,
+  type TransportLifecycleOptions,
+  type TransportLifecycleState,
+} from './transport-lifecycle.js';

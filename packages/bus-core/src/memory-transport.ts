@@ -4,8 +4,8 @@
  * broker, and every subscriber (the sender included) gets each payload, so own-echo
  * filtering is exercised too. Faults can be injected per transport.
  */
-import { BrokerUnreachableError, BusUnavailableError } from './errors.js';
-import type { PublishOptions, Transport, TransportSink, TransportState } from './transport.js';
+import type { PublishOptions, Transport, TransportSink } from './transport.js';
+import { TransportLifecycle } from './transport-lifecycle.js';
 import type { StreamKind } from './types.js';
 
 export class MemoryBroker {
@@ -40,8 +40,7 @@ export class MemoryTransport implements Transport {
   readonly target = 'memory://local';
   readonly maxPayloadBytes: number;
   readonly chunking: boolean;
-  private sink: TransportSink | undefined;
-  private state: TransportState = 'closed';
+  private readonly life: TransportLifecycle<MemoryBroker>;
   private queue: Array<[StreamKind, string]> = [];
   private draining = false;
 
@@ -51,56 +50,61 @@ export class MemoryTransport implements Transport {
   ) {
     this.maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024;
     this.chunking = options.chunking ?? false;
+    this.life = new TransportLifecycle<MemoryBroker>(
+      {
+        connect: async () => {
+          this.broker.attach(this); // throws while broker.down
+          return this.broker;
+        },
+        install: () => {},
+        discard: (broker) => this.detach(broker),
+        shutdown: () => this.detach(this.broker),
+      },
+      { name: 'memory transport', target: this.target },
+    );
   }
 
-  async open(sink: TransportSink): Promise<void> {
-    try {
-      this.broker.attach(this);
-    } catch (e) {
-      throw new BrokerUnreachableError(this.target, e);
-    }
-    this.sink = sink;
-    this.state = 'connected';
+  get connected(): boolean {
+    return this.life.connected;
   }
 
-  async publish(stream: StreamKind, payload: string, _options?: PublishOptions): Promise<void> {
-    if (this.state !== 'connected') throw new BusUnavailableError('memory transport');
+  open(sink: TransportSink): Promise<void> {
+    return this.life.open(sink);
+  }
+
+  publish(stream: StreamKind, payload: string, _options?: PublishOptions): Promise<void> {
+    if (!this.life.connected) return this.life.refusePublish();
     this.broker.publish(stream, payload);
+    return Promise.resolve();
   }
 
-  async publishBatch(stream: StreamKind, payloads: readonly string[], _options?: PublishOptions): Promise<void> {
-    if (this.state !== 'connected') throw new BusUnavailableError('memory transport');
+  publishBatch(stream: StreamKind, payloads: readonly string[], _options?: PublishOptions): Promise<void> {
+    if (!this.life.connected) return this.life.refusePublish();
     for (const payload of payloads) this.broker.publish(stream, payload);
+    return Promise.resolve();
   }
 
-  async close(): Promise<void> {
-    this.broker.detach(this);
-    this.state = 'closed';
-    this.sink = undefined;
-    this.queue = [];
+  close(): Promise<void> {
+    return this.life.close();
   }
 
   /** Simulates losing the broker: nothing is delivered or accepted until `restore()`. */
   sever(): void {
-    if (this.state !== 'connected') return;
-    this.broker.detach(this);
-    this.queue = [];
-    this.state = 'reconnecting';
-    this.sink?.stateChanged('reconnecting', new Error('connection severed'));
+    if (!this.life.connected) return;
+    this.detach(this.broker);
+    this.life.lost(new Error('connection severed'));
   }
 
   restore(): void {
-    if (this.state !== 'reconnecting') return;
+    if (this.life.state !== 'reconnecting') return;
     this.broker.attach(this);
-    this.state = 'connected';
-    this.sink?.stateChanged('connected');
+    this.life.regained();
   }
 
   /** Silences this transport completely without telling the relay (a frozen or killed pod). */
   freeze(): void {
-    this.broker.detach(this);
-    this.state = 'closed';
-    this.queue = [];
+    this.detach(this.broker);
+    void this.life.close(); // close() never calls the sink: the relay is not told
   }
 
   /** @internal */ enqueue(stream: StreamKind, payload: string): void {
@@ -111,10 +115,15 @@ export class MemoryTransport implements Transport {
     }
   }
 
+  private detach(broker: MemoryBroker): void {
+    broker.detach(this);
+    this.queue = [];
+  }
+
   private drain(): void {
     this.draining = false;
     const batch = this.queue;
     this.queue = [];
-    for (const [stream, payload] of batch) this.sink?.receive(stream, payload);
+    for (const [stream, payload] of batch) this.life.deliver(stream, payload);
   }
 }

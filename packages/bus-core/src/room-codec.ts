@@ -11,6 +11,7 @@
  * first), so the echo test covers them too.
  */
 import type { RoomEnvelope } from './envelopes.js';
+import type { HistoryEvent } from './history.js';
 
 const SEQ_KEY = ',"seq":';
 
@@ -72,4 +73,36 @@ export class RoomCodec {
     if (tailStart <= head.length || payload.substring(0, head.length) !== head) return undefined;
     return payload.slice(head.length, tailStart);
   }
+}
+
+/**
+ * An event frame with its offset: the stored payload (JSON object text, without offset)
+ * with `"offset":N` added as its last member. Replay and live delivery write the same bytes.
+ */
+export function eventFrameJson(payload: string, offset: number): string {
+  const comma = payload.length > 2 ? ',' : '';
+  return `{"type":"event","payload":${payload.slice(0, -1)}${comma}"offset":${offset}}}`;
+}
+
+/**
+ * The room envelope of a history event: Go-compatible (a Go pod reads `message`), with the
+ * offset on top for our pods and inside the frame for clients, and the client to skip on the
+ * publishing pod. It begins with `roomId`, so it is never taken for an own echo: a pod
+ * delivers its own events from the live feed too, which is what keeps offset order.
+ */
+export function historyEnvelope(e: HistoryEvent): string {
+  return `${historyHead(e)}${eventFrameJson(e.payload, e.offset)}}`;
+}
+
+function historyHead(e: { roomId: string; podId: string; offset: number; except?: string | undefined }): string {
+  const except = e.except === undefined ? '' : `,"except":${JSON.stringify(e.except)}`;
+  return `{"roomId":${JSON.stringify(e.roomId)},"podId":${JSON.stringify(e.podId)},"offset":${e.offset}${except},"message":`;
+}
+
+/** The frame's bytes inside a history envelope written by `historyEnvelope`, or undefined. */
+export function historyFrameJson(payload: string, env: { roomId: string; podId: string; offset: number; except?: string | undefined }): string | undefined {
+  const head = historyHead(env);
+  if (payload.charCodeAt(payload.length - 1) !== 0x7d || payload.length <= head.length + 1) return undefined;
+  if (payload.substring(0, head.length) !== head) return undefined;
+  return payload.slice(head.length, -1);
 }

@@ -1,3 +1,4 @@
+import type { HistoryStore } from './history.js';
 import type { StreamKind } from './types.js';
 
 /**
@@ -50,6 +51,11 @@ export interface Transport {
    * when `chunking` is true.
    */
   publishBatch?(stream: StreamKind, payloads: readonly string[], options?: PublishOptions): Promise<void>;
+  /**
+   * Optional: the room history this broker keeps (CONTRACT section 8). Its live feed reaches
+   * `receive('room', …)` as history envelopes (`historyEnvelope`), in offset order per room.
+   */
+  readonly history?: HistoryStore;
   /** Optional: this pod gained (true) or lost (false) its last local member in a room. */
   setRoomInterest?(roomId: string, interested: boolean): void;
   /** Closes connections; no callbacks after it resolves. */

@@ -1,14 +1,15 @@
 /**
  * NatsTransport: core NATS (no JetStream) through nats.js v3. Thin on purpose: connect,
  * publish text on `<prefix>.<stream>`, hand what arrives to the relay, report connection
- * state. Envelopes, presence, ordering checks and own-echo filtering live in RelayBus.
+ * state. Envelopes, presence, ordering checks and own-echo filtering live in RelayBus; the
+ * states, the open deadline, close during open, publish gating and the guarded sink are
+ * bus-core's TransportLifecycle. nats.js reconnects by itself; we only report it.
  */
 import { connect, type NatsConnection, type Status, type Subscription } from '@nats-io/transport-node';
 import {
-  BrokerUnreachableError,
   BusError,
-  BusUnavailableError,
   STREAMS,
+  validateBusPrefix,
   silentLogger,
   type Logger,
   type PublishOptions,
@@ -16,14 +17,14 @@ import {
   type Transport,
   type TransportSink,
 } from '@retrotro/bus-core';
-import { maskUrl } from '@retrotro/bus-core/internal';
+import { TransportLifecycle, maskUrl } from '@retrotro/bus-core/internal';
 import { loadCredentials } from './credentials.js';
-import { roomSubject, streamSubject, validatePrefix } from './subjects.js';
+import { roomSubject, streamSubject } from './subjects.js';
 
 export interface NatsTransportOptions {
   /** Server URL(s); a comma-separated string is split. Default `nats://127.0.0.1:4222`. */
   servers?: string | string[];
-  /** First token of every subject (BUS_PREFIX). Default `retrotro`. */
+  /** First token of every subject (BUS_PREFIX). Default `retrotro`; see `validateBusPrefix` (bus-core). */
   prefix?: string;
   /** Path to a `.creds` file (user JWT + nkey seed); re-read on every reconnect. */
   credentialsFile?: string;
@@ -49,7 +50,11 @@ const DRAIN_TIMEOUT_MS = 2_000;
 /** Room subjects remembered at most; beyond, the cache starts over. */
 const ROOM_SUBJECT_CACHE = 10_000;
 
-type Phase = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
+/** A connection as connect() hands it to install(): with its status events since the start. */
+interface Connection {
+  nc: NatsConnection;
+  status: AsyncIterable<Status>;
+}
 
 export function parseServers(servers: string | string[] | undefined): string[] {
   const list = (Array.isArray(servers) ? servers : (servers ?? DEFAULT_SERVERS).split(','))
@@ -70,9 +75,8 @@ export class NatsTransport implements Transport {
   private readonly servers: string[];
   private readonly options: NatsTransportOptions;
   private readonly log: Logger;
-  private phase: Phase = 'idle';
+  private readonly life: TransportLifecycle<Connection>;
   private nc: NatsConnection | undefined;
-  private sink: TransportSink | undefined;
   private maxPayload = DEFAULT_MAX_PAYLOAD;
   private statusLoop: Promise<void> | undefined;
   /** Rooms we want traffic of (per-room mode), with their subscription once connected. */
@@ -85,13 +89,23 @@ export class NatsTransport implements Transport {
     this.options = options;
     this.servers = parseServers(options.servers);
     this.target = maskUrl(this.servers.join(','));
-    this.prefix = validatePrefix(options.prefix ?? 'retrotro');
+    this.prefix = validateBusPrefix(options.prefix ?? 'retrotro');
     this.roomSubjects = options.roomSubjects ?? 'flat';
     this.streamSubjects = Object.fromEntries(STREAMS.map((s) => [s, streamSubject(this.prefix, s)])) as Record<StreamKind, string>;
     if (this.roomSubjects !== 'flat' && this.roomSubjects !== 'per-room') {
       throw new Error(`invalid roomSubjects ${JSON.stringify(this.roomSubjects)}: use "flat" or "per-room"`);
     }
     this.log = options.logger ?? silentLogger;
+    this.life = new TransportLifecycle<Connection>(
+      {
+        connect: () => this.connect(),
+        install: (c) => this.install(c),
+        // A connection that came too late: nobody wants it.
+        discard: (c) => void c.nc.close().catch(() => {}),
+        shutdown: (graceful) => this.shutdown(graceful),
+      },
+      { name: 'NATS transport', target: this.target, connectTimeoutMs: options.connectTimeoutMs ?? 5_000, logger: this.log },
+    );
   }
 
   /** The server's `max_payload` (1 MiB unless configured otherwise), kept across outages. */
@@ -101,40 +115,17 @@ export class NatsTransport implements Transport {
 
   /** True while connected; publishes fail fast otherwise. */
   get connected(): boolean {
-    return this.phase === 'connected';
+    return this.life.connected;
   }
 
-  async open(sink: TransportSink): Promise<void> {
-    if (this.phase !== 'idle') throw new Error(`NatsTransport cannot open while ${this.phase}; create a new one`);
-    this.phase = 'connecting';
-    let nc: NatsConnection;
-    try {
-      nc = await this.connectWithin(this.options.connectTimeoutMs ?? 5_000);
-    } catch (e) {
-      if (this.phase === 'connecting') this.phase = 'idle'; // a later open() may try again
-      throw e;
-    }
-    if (this.phase !== 'connecting') {
-      // close() was called while we were connecting.
-      await nc.close().catch(() => {});
-      throw new BusError('stopped', 'NATS transport was closed while connecting');
-    }
-    this.nc = nc;
-    this.sink = sink;
-    this.maxPayload = nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
-    // Created before anything else can happen, so no status event is missed.
-    this.statusLoop = this.watchStatus(nc, nc.status());
-    void nc.closed().then((err) => this.onClosed(nc, err));
-    for (const stream of STREAMS) this.subscribe(nc, this.streamSubjects[stream], stream);
-    for (const roomId of this.rooms.keys()) this.rooms.set(roomId, this.subscribeRoom(nc, roomId));
-    this.phase = 'connected';
-    this.log.debug({ target: this.target, server: nc.getServer(), maxPayload: this.maxPayload }, 'NATS connected');
+  open(sink: TransportSink): Promise<void> {
+    return this.life.open(sink);
   }
 
   publish(stream: StreamKind, payload: string, options?: PublishOptions): Promise<void> {
     const nc = this.nc;
     // While reconnecting nats.js would buffer without bound; the relay wants a fast failure.
-    if (this.phase !== 'connected' || !nc) return Promise.reject(new BusUnavailableError(`NATS (${this.target})`));
+    if (!this.life.connected || !nc) return this.life.refusePublish();
     const subject =
       stream === 'room' && this.roomSubjects === 'per-room' && options?.roomId !== undefined
         ? this.subjectOfRoom(options.roomId)
@@ -155,7 +146,7 @@ export class NatsTransport implements Transport {
       if (this.rooms.has(roomId)) return;
       const nc = this.nc;
       // Before open() or after close() only the wish is recorded; open() subscribes.
-      this.rooms.set(roomId, nc && this.phase !== 'closed' ? this.subscribeRoom(nc, roomId) : undefined);
+      this.rooms.set(roomId, nc && !this.life.closed ? this.subscribeRoom(nc, roomId) : undefined);
     } else {
       const sub = this.rooms.get(roomId);
       this.rooms.delete(roomId);
@@ -167,14 +158,63 @@ export class NatsTransport implements Transport {
     }
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    return this.life.close();
+  }
+
+  // ---- the driver TransportLifecycle runs -----------------------------------------------
+
+  /**
+   * One nats.js connect over the server list, subscribed, with the subscriptions confirmed
+   * by a round trip: once open() resolves, what others publish reaches us. The lifecycle
+   * bounds the whole of it and discards a connection that comes too late.
+   */
+  private async connect(): Promise<Connection> {
+    const timeout = this.life.connectTimeoutMs;
+    const authenticator = this.options.credentialsFile ? await loadCredentials(this.options.credentialsFile) : undefined;
+    const nc = await connect({
+      servers: this.servers,
+      // Per server for nats.js; the lifecycle's deadline bounds the whole list.
+      timeout,
+      maxReconnectAttempts: -1,
+      // With -1 we reconnect forever, also past an auth error: a rotated creds file may fix it.
+      ignoreAuthErrorAbort: true,
+      pingInterval: this.options.pingIntervalMs ?? 10_000,
+      // The server need not send our own messages back: the relay would only drop them.
+      noEcho: true,
+      ...(this.options.reconnectTimeWaitMs !== undefined && { reconnectTimeWait: this.options.reconnectTimeWaitMs }),
+      ...(this.options.name !== undefined && { name: this.options.name }),
+      ...(authenticator && { authenticator }),
+    });
+    // Created at once, so no status event is missed while we subscribe (the iterator queues).
+    const status = nc.status();
+    try {
+      for (const stream of STREAMS) this.subscribe(nc, this.streamSubjects[stream], stream);
+      for (const roomId of this.rooms.keys()) this.rooms.set(roomId, this.subscribeRoom(nc, roomId));
+      await nc.flush();
+    } catch (e) {
+      void nc.close().catch(() => {});
+      throw e;
+    }
+    return { nc, status };
+  }
+
+  /** Puts a subscribed connection to use: status events, the close watch, the payload limit. */
+  private install({ nc, status }: Connection): void {
+    this.nc = nc;
+    this.maxPayload = nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
+    this.statusLoop = this.watchStatus(nc, status);
+    void nc.closed().then((err) => this.onClosed(nc, err));
+    // Rooms wished for while connect() was subscribing.
+    for (const [roomId, sub] of this.rooms) if (!sub) this.rooms.set(roomId, this.subscribeRoom(nc, roomId));
+    this.log.debug({ target: this.target, server: nc.getServer(), maxPayload: this.maxPayload }, 'NATS connected');
+  }
+
+  private async shutdown(graceful: boolean): Promise<void> {
     const nc = this.nc;
-    const wasConnected = this.phase === 'connected';
-    this.phase = 'closed';
-    this.sink = undefined; // no callbacks from here on
     this.nc = undefined;
     if (!nc) return;
-    if (wasConnected) {
+    if (graceful) {
       // Drain so the last messages (leaves, bye) reach the server; bounded, as a dying server may never answer.
       let timer: NodeJS.Timeout | undefined;
       const giveUp = new Promise<void>((r) => (timer = setTimeout(r, DRAIN_TIMEOUT_MS)));
@@ -198,37 +238,6 @@ export class NatsTransport implements Transport {
     return subject;
   }
 
-  private async connectWithin(timeoutMs: number): Promise<NatsConnection> {
-    const authenticator = this.options.credentialsFile ? await loadCredentials(this.options.credentialsFile) : undefined;
-    const attempt = connect({
-      servers: this.servers,
-      timeout: timeoutMs,
-      maxReconnectAttempts: -1,
-      // With -1 we reconnect forever, also past an auth error: a rotated creds file may fix it.
-      ignoreAuthErrorAbort: true,
-      pingInterval: this.options.pingIntervalMs ?? 10_000,
-      // The server need not send our own messages back: the relay would only drop them.
-      noEcho: true,
-      ...(this.options.reconnectTimeWaitMs !== undefined && { reconnectTimeWait: this.options.reconnectTimeWaitMs }),
-      ...(this.options.name !== undefined && { name: this.options.name }),
-      ...(authenticator && { authenticator }),
-    });
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      // nats.js's timeout is per server; this bounds the whole list.
-      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    });
-    try {
-      return await Promise.race([attempt, deadline]);
-    } catch (e) {
-      // If the attempt succeeds after all, nobody wants that connection.
-      void attempt.then((late) => late.close()).catch(() => {});
-      throw new BrokerUnreachableError(this.target, describeConnectError(e, timeoutMs));
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
   private subscribe(nc: NatsConnection, subject: string, stream: StreamKind): Subscription {
     // A callback (not an iterator) runs synchronously per message, in arrival order across
     // all subjects of this connection: one pod's publish order is kept.
@@ -238,7 +247,7 @@ export class NatsTransport implements Transport {
           this.log.error({ err, subject }, 'NATS subscription failed');
           return;
         }
-        this.sink?.receive(stream, msg.string());
+        this.life.deliver(stream, msg.string());
       },
     });
   }
@@ -282,35 +291,22 @@ export class NatsTransport implements Transport {
   }
 
   private lost(error: Error): void {
-    if (this.phase !== 'connected') return;
-    this.phase = 'reconnecting';
-    this.sink?.stateChanged('reconnecting', error);
+    this.life.lost(error);
   }
 
   private regained(nc: NatsConnection, server: string): void {
-    if (this.phase !== 'reconnecting') return;
+    if (this.life.state !== 'reconnecting') return;
     // Another server of the cluster may have another limit.
     this.maxPayload = nc.info?.max_payload ?? this.maxPayload;
-    this.phase = 'connected';
     this.log.debug({ server: maskUrl(server) }, 'NATS reconnected');
-    this.sink?.stateChanged('connected');
+    this.life.regained();
   }
 
   /** nats.js closed the connection by itself (not through close()): final. */
   private onClosed(nc: NatsConnection, err: void | Error): void {
-    if (this.nc !== nc || this.phase === 'closed') return;
+    if (this.nc !== nc || this.life.closed) return;
     const error = err ?? new Error('NATS connection closed');
     this.log.error({ err: error, target: this.target }, 'NATS connection closed for good');
-    this.phase = 'closed';
-    this.sink?.stateChanged('closed', error);
-    this.sink = undefined;
+    this.life.fail(error);
   }
-}
-
-/** A one-line reason for an unreachable broker (the URL is added by BrokerUnreachableError). */
-function describeConnectError(e: unknown, timeoutMs: number): Error {
-  if (!(e instanceof Error)) return new Error(String(e));
-  if (e.name === 'TimeoutError') return new Error(`no answer within ${timeoutMs} ms`, { cause: e });
-  const detail = e.cause instanceof Error && e.cause.message !== e.message ? ` (${e.cause.message})` : '';
-  return new Error(`${e.message}${detail}`, { cause: e });
 }

@@ -1,22 +1,10 @@
 /**
  * NATS subject names. The flat subjects are the contract's (`<prefix>.room`,
  * `<prefix>.presence`), shared with Go pods; `control` and `chunk` are ours. Per-room
- * subjects (`<prefix>.room.<token>`) are an opt-in extension Go pods never see.
+ * subjects (`<prefix>.room.<token>`) are an opt-in extension Go pods never see. The prefix
+ * follows bus-core's one rule (`validateBusPrefix`), which keeps it a single subject token.
  */
 import type { StreamKind } from '@retrotro/bus-core';
-
-/** A single subject token: no separator (`.`), no wildcard (`*`, `>`), no whitespace or control character. */
-const TOKEN = /^[^\s.*>\u0000-\u001f\u007f]+$/;
-
-export function validatePrefix(prefix: string): string {
-  if (!TOKEN.test(prefix)) {
-    throw new Error(
-      `invalid NATS subject prefix ${JSON.stringify(prefix)}: use one non-empty subject token ` +
-        `without '.', '*', '>' or whitespace (e.g. "retrotro")`,
-    );
-  }
-  return prefix;
-}
 
 export function streamSubject(prefix: string, stream: StreamKind): string {
   return `${prefix}.${stream}`;

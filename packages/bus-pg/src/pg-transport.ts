@@ -5,11 +5,11 @@
  * Two connections per transport (see session.ts): a LISTEN connection watched by a
  * periodic `SELECT 1` probe, and a publishing connection that batches NOTIFYs. A lost
  * connection of either kind turns the state to `reconnecting` until both are back, retried
- * with capped, jittered backoff until close().
+ * with capped, jittered backoff until close(). The states themselves, the open deadline,
+ * close during open, publish gating and the guarded sink are bus-core's TransportLifecycle.
  */
 import { randomBytes } from 'node:crypto';
 import {
-  BrokerUnreachableError,
   BusError,
   BusUnavailableError,
   silentLogger,
@@ -19,7 +19,7 @@ import {
   type Transport,
   type TransportSink,
 } from '@retrotro/bus-core';
-import { Backoff, RateLimitedLog, type BackoffOptions } from '@retrotro/bus-core/internal';
+import { Backoff, RateLimitedLog, TransportLifecycle, type BackoffOptions } from '@retrotro/bus-core/internal';
 import { Channels } from './channels.js';
 import { NotifyPublisher, type PublisherStats } from './notify-publisher.js';
 import { Session } from './session.js';
@@ -28,7 +28,7 @@ import { describeTarget } from './target.js';
 export interface PgTransportOptions {
   /** e.g. `postgres://user:password@host:5432/db`. */
   connectionString: string;
-  /** Channels are `<prefix>_room`, `_presence`, `_control`, `_chunk`. Letters, digits, `_`. Default `retrotro`. */
+  /** Channels are `<prefix>_room`, `_presence`, `_control`, `_chunk`. Default `retrotro`; see `validateBusPrefix` (bus-core). */
   prefix?: string;
   logger?: Logger;
   /** How often both connections are checked with `SELECT 1`. Default 5000. */
@@ -61,8 +61,6 @@ export interface PgTransportStats extends PublisherStats {
 /** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more. */
 export const NOTIFY_MAX_PAYLOAD_BYTES = 7_999;
 
-type State = 'idle' | 'opening' | 'connected' | 'reconnecting' | 'closed';
-
 export class PgTransport implements Transport {
   readonly kind = 'postgres';
   readonly target: string;
@@ -77,16 +75,12 @@ export class PgTransport implements Transport {
   private readonly retryLog: RateLimitedLog;
   private readonly probeIntervalMs: number;
   private readonly probeTimeoutMs: number;
-  private readonly connectTimeoutMs: number;
   private readonly publisher: NotifyPublisher;
   private readonly backoff: Backoff;
   private readonly what: string;
+  private readonly life: TransportLifecycle<Session>;
 
-  private state: State = 'idle';
-  private sink: TransportSink | undefined;
   private session: Session | undefined;
-  /** A session being connected, so close() can abort it. */
-  private pending: Session | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private probing = false;
@@ -97,13 +91,26 @@ export class PgTransport implements Transport {
     this.channels = new Channels(options.prefix ?? 'retrotro');
     this.connectionString = options.connectionString;
     this.target = describeTarget(options.connectionString);
-    this.what = `postgres transport (${this.target})`;
     this.log = options.logger ?? silentLogger;
     this.retryLog = new RateLimitedLog((o, m) => this.log.warn(o, m), 3, 60_000);
     this.probeIntervalMs = positive('probeIntervalMs', options.probeIntervalMs ?? 5_000);
     this.probeTimeoutMs = positive('probeTimeoutMs', options.probeTimeoutMs ?? 3_000);
-    this.connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs ?? 5_000);
     this.backoff = new Backoff(options.backoff);
+    this.life = new TransportLifecycle<Session>(
+      {
+        connect: (signal) => this.connect(signal),
+        install: (session, again) => this.install(session, again),
+        discard: (session) => session.destroy(),
+        shutdown: () => this.shutdown(),
+      },
+      {
+        name: 'postgres transport',
+        target: this.target,
+        connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs ?? 5_000),
+        logger: this.log,
+      },
+    );
+    this.what = this.life.what;
     this.publisher = new NotifyPublisher(
       {
         maxPayloadBytes: this.maxPayloadBytes,
@@ -122,7 +129,7 @@ export class PgTransport implements Transport {
   }
 
   get connected(): boolean {
-    return this.state === 'connected';
+    return this.life.connected;
   }
 
   /** Messages waiting to be sent (bounded by maxQueuedMessages / maxQueuedBytes). */
@@ -135,102 +142,77 @@ export class PgTransport implements Transport {
     return this.session?.pids() ?? {};
   }
 
-  async open(sink: TransportSink): Promise<void> {
-    if (this.state === 'closed') throw new BusError('stopped', `${this.what} was closed; create a new one`);
-    if (this.state !== 'idle') throw new Error('PgTransport.open() was already called');
-    this.state = 'opening';
-    this.sink = sink;
-    let session: Session;
-    try {
-      session = await this.connect();
-    } catch (e) {
-      if (this.isClosed()) throw new BusError('stopped', `${this.what} was closed while connecting`);
-      this.state = 'idle';
-      this.sink = undefined;
-      throw new BrokerUnreachableError(this.target, explain(e));
-    }
-    if (this.isClosed()) {
-      session.destroy();
-      throw new BusError('stopped', `${this.what} was closed while connecting`);
-    }
-    this.install(session);
-    this.probeTimer = setInterval(() => void this.probe(), this.probeIntervalMs);
-    this.probeTimer.unref();
-    this.log.info({ target: this.target, channels: this.channels.all }, 'postgres transport connected');
+  open(sink: TransportSink): Promise<void> {
+    return this.life.open(sink);
   }
 
   publish(stream: StreamKind, payload: string, _options?: PublishOptions): Promise<void> {
-    if (this.state === 'connected') return this.publisher.publish(this.channels.byStream[stream], payload);
-    if (this.state === 'closed') return Promise.reject(new BusError('stopped', `${this.what} is closed; message not sent`));
-    return Promise.reject(new BusUnavailableError(this.what));
+    if (this.life.connected) return this.publisher.publish(this.channels.byStream[stream], payload);
+    return this.life.refusePublish();
   }
 
   publishBatch(stream: StreamKind, payloads: readonly string[], _options?: PublishOptions): Promise<void> {
-    if (this.state === 'connected') return this.publisher.publishAll(this.channels.byStream[stream], payloads);
-    if (this.state === 'closed') return Promise.reject(new BusError('stopped', `${this.what} is closed; message not sent`));
-    return Promise.reject(new BusUnavailableError(this.what));
+    if (this.life.connected) return this.publisher.publishAll(this.channels.byStream[stream], payloads);
+    return this.life.refusePublish();
   }
 
-  async close(): Promise<void> {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    this.sink = undefined;
-    clearInterval(this.probeTimer);
-    clearTimeout(this.reconnectTimer);
-    this.publisher.detach(new BusError('stopped', `${this.what} was closed; message not sent`));
-    const { session, pending } = this;
-    this.session = this.pending = undefined;
-    pending?.destroy();
-    await session?.close();
+  close(): Promise<void> {
+    return this.life.close();
   }
 
-  // ---- connection lifecycle ------------------------------------------------------------
+  // ---- the driver TransportLifecycle runs -----------------------------------------------
 
-  private isClosed(): boolean {
-    return this.state === 'closed'; // a method, so TypeScript does not narrow it across awaits
-  }
-
-  private async connect(): Promise<Session> {
+  /** Both connections and the LISTEN; the lifecycle bounds the time and aborts through `signal`. */
+  private async connect(signal: AbortSignal): Promise<Session> {
     const session = new Session({
       connectionString: this.connectionString,
       instanceId: this.instanceId,
       channels: this.channels,
-      deliver: (stream, payload) => this.deliver(stream, payload),
+      deliver: (stream, payload) => this.life.deliver(stream, payload),
     });
-    this.pending = session;
+    const abort = () => session.destroy();
+    signal.addEventListener('abort', abort, { once: true });
     try {
-      await session.open(this.connectTimeoutMs);
+      await session.open();
     } finally {
-      if (this.pending === session) this.pending = undefined;
+      signal.removeEventListener('abort', abort);
     }
     return session;
   }
 
-  private deliver(stream: StreamKind, payload: string): void {
-    try {
-      this.sink?.receive(stream, payload);
-    } catch (e) {
-      // A throwing sink must not break pg's message parser (and with it the connection).
-      this.log.error({ err: e, stream }, 'transport sink failed on a notification');
-    }
-  }
-
-  private install(session: Session): void {
+  private install(session: Session, again: boolean): void {
     this.session = session;
-    this.state = 'connected';
     this.publisher.attach(session.publisher);
+    if (again) {
+      this.reconnects++;
+      this.log.info({ target: this.target }, 'postgres transport reconnected');
+    } else {
+      this.probeTimer = setInterval(() => void this.probe(), this.probeIntervalMs);
+      this.probeTimer.unref();
+      this.log.info({ target: this.target, channels: this.channels.all }, 'postgres transport connected');
+    }
     session.watch((error) => this.onLost(session, error));
   }
 
+  private async shutdown(): Promise<void> {
+    clearInterval(this.probeTimer);
+    clearTimeout(this.reconnectTimer);
+    this.publisher.detach(new BusError('stopped', `${this.what} was closed; message not sent`));
+    const session = this.session;
+    this.session = undefined;
+    await session?.close();
+  }
+
+  // ---- reconnecting ---------------------------------------------------------------------
+
   private onLost(session: Session, error: Error): void {
-    if (session !== this.session || this.state !== 'connected') return;
+    if (session !== this.session || !this.life.connected) return;
     this.session = undefined;
     this.losses++;
-    this.state = 'reconnecting';
     // Fail what waits before anyone hears about it, so nothing new joins a dead queue.
     this.publisher.detach(new BusUnavailableError(this.what));
     this.log.warn({ err: error, target: this.target }, 'postgres connection lost; reconnecting');
-    this.sink?.stateChanged('reconnecting', error);
+    this.life.lost(error);
     this.scheduleReconnect();
   }
 
@@ -243,24 +225,13 @@ export class PgTransport implements Transport {
   }
 
   private async reconnect(): Promise<void> {
-    if (this.state !== 'reconnecting') return;
-    let session: Session;
     try {
-      session = await this.connect();
+      await this.life.reconnect();
     } catch (e) {
-      if (this.state !== 'reconnecting') return;
+      if (this.life.state !== 'reconnecting') return;
       this.retryLog.write({ err: e, target: this.target, attempt: this.backoff.attempts }, 'postgres reconnect failed; retrying');
       this.scheduleReconnect();
-      return;
     }
-    if (this.state !== 'reconnecting') {
-      session.destroy();
-      return;
-    }
-    this.reconnects++;
-    this.install(session);
-    this.log.info({ target: this.target }, 'postgres transport reconnected');
-    this.sink?.stateChanged('connected');
   }
 
   /** `SELECT 1` on both connections: a dead peer can leave a socket open and silent for a long time. */
@@ -278,14 +249,6 @@ export class PgTransport implements Transport {
       this.probing = false;
     }
   }
-}
-
-/** Node reports "localhost refused on ::1 and 127.0.0.1" as an AggregateError with an empty message. */
-function explain(error: unknown): unknown {
-  if (error instanceof AggregateError && !error.message && error.errors.length > 0) {
-    return new Error(error.errors.map((e: unknown) => (e instanceof Error ? e.message : String(e))).join('; '), { cause: error });
-  }
-  return error;
 }
 
 function positive(name: string, value: number): number {

@@ -5,7 +5,7 @@
  */
 import type { StreamKind } from '@retrotro/bus-core';
 import type { Channels } from './channels.js';
-import { PgConnection, withTimeout } from './connection.js';
+import { PgConnection } from './connection.js';
 import { listen } from './listener.js';
 
 export interface SessionSettings {
@@ -29,14 +29,16 @@ export class Session {
     this.publisher = new PgConnection({ connectionString: settings.connectionString, applicationName: name('notify') }, report);
   }
 
-  /** Connects both and LISTENs, all within `timeoutMs`; on any failure both are dropped. */
-  async open(timeoutMs: number): Promise<void> {
+  /**
+   * Connects both and LISTENs; on any failure both are dropped. Unbounded by itself: the
+   * transport's lifecycle gives it a deadline and calls destroy() when it passes.
+   */
+  async open(): Promise<void> {
     try {
-      const ready = Promise.all([
+      await Promise.all([
         this.listener.open().then(() => listen(this.listener, this.settings.channels, this.settings.deliver)),
         this.publisher.open(),
       ]);
-      await withTimeout(ready, timeoutMs, () => new Error(`no answer within ${timeoutMs} ms`));
       this.listener.markOpen();
       this.publisher.markOpen();
     } catch (e) {

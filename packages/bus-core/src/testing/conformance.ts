@@ -1,13 +1,17 @@
 /**
  * The behaviour every transport must show through RelayBus, run against its real broker:
  * ordering, exactly-once delivery, own-echo filtering, presence and sync, large payloads,
- * garbage on the wire, Go-written envelopes, reconnects and crashed pods.
+ * garbage on the wire, Go-written envelopes, reconnects and crashed pods; and, on the bare
+ * transport, its lifecycle edges (open twice, open or publish after close, close during open,
+ * a throwing sink, state changes once and never after close).
  *
  *   describeTransportConformance('postgres', { createTransport, injectRaw, sever });
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { RelayBus, type RelayBusOptions } from '../relay-bus.js';
-import type { Transport } from '../transport.js';
+import { BusError } from '../errors.js';
+import { MAX_PREFIX_LENGTH, validateBusPrefix } from '../prefix.js';
+import type { Transport, TransportSink, TransportState } from '../transport.js';
 import type { StreamKind } from '../types.js';
 import { RecordingHub, sleep, waitFor } from './recording-hub.js';
 
@@ -25,15 +29,28 @@ export interface ConformanceHarness {
 }
 
 let prefixCounter = 0;
-/** A channel/subject prefix no other run or test shares. */
+/**
+ * A channel/subject prefix no other run or test shares, valid by `validateBusPrefix`: the
+ * label is cut (and anything but letters, digits and `_` replaced) to fit 40 characters.
+ */
 export function uniquePrefix(label = 'conf'): string {
-  return `t${process.pid}_${Date.now().toString(36)}_${label}_${prefixCounter++}`;
+  const head = `t${process.pid}_${Date.now().toString(36)}_`;
+  const tail = `_${prefixCounter++}`;
+  const room = Math.max(1, MAX_PREFIX_LENGTH - head.length - tail.length);
+  return validateBusPrefix(`${head}${label.replace(/[^A-Za-z0-9_]/g, '_').slice(0, room)}${tail}`);
 }
 
 export function describeTransportConformance(name: string, harness: ConformanceHarness): void {
   const timeout = harness.timeoutMs ?? 30_000;
   const buses: RelayBus[] = [];
   const transports: Transport[] = [];
+
+  /** A bare transport (no relay), cleaned up after the test. */
+  async function bare(prefix: string): Promise<Transport> {
+    const transport = await harness.createTransport(prefix);
+    transports.push(transport);
+    return transport;
+  }
 
   async function pod(prefix: string, extra: Partial<RelayBusOptions> = {}) {
     const transport = await harness.createTransport(prefix);
@@ -235,5 +252,146 @@ export function describeTransportConformance(name: string, harness: ConformanceH
       await waitFor('frame after reconnect on B', () => b.hub.frames('room', 'after-reconnect').length === 1, timeout);
       expect(b.bus.isUserInRoom('room', 'u1')).toBe(true);
     });
+
+    describe('lifecycle', () => {
+      it('publish before open and after close rejects (never throws): bus_unavailable, then stopped', { timeout }, async () => {
+        const t = await bare(uniquePrefix('pubclose'));
+        const early = publishOutcome(t);
+        expect(early.threw).toBeUndefined();
+        expect(await early.settled).toMatchObject({ code: 'bus_unavailable' });
+        await t.open(new RecordingSink());
+        await t.close();
+        const late = publishOutcome(t);
+        expect(late.threw).toBeUndefined();
+        const error = await late.settled;
+        expect(error).toBeInstanceOf(BusError);
+        expect(error).toMatchObject({ code: 'stopped' });
+      });
+
+      it('open after close rejects with stopped, whether it was ever opened or not', { timeout }, async () => {
+        const t = await bare(uniquePrefix('reopen'));
+        await t.open(new RecordingSink());
+        await t.close();
+        await expect(t.open(new RecordingSink())).rejects.toMatchObject({ code: 'stopped' });
+        const never = await bare(uniquePrefix('reopen'));
+        await never.close();
+        await expect(never.open(new RecordingSink())).rejects.toMatchObject({ code: 'stopped' });
+      });
+
+      it('a second open rejects, while opening and once open, and the first keeps working', { timeout }, async () => {
+        const prefix = uniquePrefix('twice');
+        const t = await bare(prefix);
+        const sink = new RecordingSink();
+        const other = new RecordingSink();
+        const first = t.open(sink);
+        const whileOpening = await t.open(other).then(() => undefined, (e: unknown) => e);
+        await first;
+        const whileOpen = await t.open(other).then(() => undefined, (e: unknown) => e);
+        for (const error of [whileOpening, whileOpen]) {
+          expect(error).toBeInstanceOf(BusError);
+          expect(error).toMatchObject({ code: 'already_open' });
+        }
+        await harness.injectRaw(prefix, 'room', 'still-works');
+        await waitFor('delivery to the first sink', () => sink.payloads().includes('still-works'), timeout);
+        expect(other.received).toEqual([]);
+        expect(sink.states).toEqual([]);
+      });
+
+      it('close during a pending open: open rejects with stopped, and nothing is delivered or reported', { timeout }, async () => {
+        const prefix = uniquePrefix('abort');
+        const t = await bare(prefix);
+        const sink = new RecordingSink();
+        const opening = t.open(sink).then(() => undefined, (e: unknown) => e);
+        await t.close();
+        const error = await opening;
+        expect(error).toBeInstanceOf(BusError);
+        expect(error).toMatchObject({ code: 'stopped' });
+        await harness.injectRaw(prefix, 'room', 'after-close');
+        await expect(t.publish('room', 'after-close')).rejects.toMatchObject({ code: 'stopped' });
+        await sleep(300);
+        expect(sink.received).toEqual([]);
+        expect(sink.states).toEqual([]);
+      });
+
+      it('a sink whose receive throws does not break later deliveries', { timeout }, async () => {
+        const prefix = uniquePrefix('throwsink');
+        const t = await bare(prefix);
+        const sink = new RecordingSink();
+        sink.failOn = (payload) => payload.startsWith('boom');
+        await t.open(sink);
+        for (let i = 0; i < 3; i++) await harness.injectRaw(prefix, 'room', `boom-${i}`);
+        await harness.injectRaw(prefix, 'presence', 'after-1');
+        await harness.injectRaw(prefix, 'room', 'after-2');
+        await waitFor('deliveries after the throwing ones', () => sink.payloads().includes('after-2'), timeout);
+        expect(sink.payloads()).toEqual(['boom-0', 'boom-1', 'boom-2', 'after-1', 'after-2']);
+        expect(sink.states).toEqual([]);
+      });
+
+      it('close() twice, or twice at once, is fine', { timeout }, async () => {
+        const t = await bare(uniquePrefix('close2'));
+        await t.open(new RecordingSink());
+        await expect(Promise.all([t.close(), t.close()])).resolves.toEqual([undefined, undefined]);
+        await expect(t.close()).resolves.toBeUndefined();
+        const never = await bare(uniquePrefix('close2'));
+        await never.close();
+        await never.close();
+      });
+
+      it('reports a lost and regained connection exactly once each, and nothing after close', { timeout }, async () => {
+        const prefix = uniquePrefix('states');
+        const t = await bare(prefix);
+        const sink = new RecordingSink();
+        await t.open(sink);
+        await harness.sever(t);
+        await waitFor('reconnecting', () => sink.count('reconnecting') > 0, timeout);
+        await waitFor('connected again', () => sink.count('connected') > 0, timeout);
+        await sleep(300); // a duplicate report would be here by now
+        expect(sink.states.map((s) => s.state)).toEqual(['reconnecting', 'connected']);
+
+        // Lost again, then closed while it is reconnecting: it must not report coming back.
+        await harness.sever(t);
+        await waitFor('reconnecting again', () => sink.count('reconnecting') > 1, timeout);
+        await t.close();
+        const reported = sink.states.length;
+        const received = sink.received.length;
+        await sleep(1_500); // longer than every harness's outage and retry delay
+        await harness.injectRaw(prefix, 'room', 'after-close');
+        await sleep(200);
+        expect(sink.states).toHaveLength(reported);
+        expect(sink.states.map((s) => s.state)).toEqual(['reconnecting', 'connected', 'reconnecting']);
+        expect(sink.received).toHaveLength(received);
+      });
+    });
   });
+}
+
+/** A TransportSink that records; `failOn` makes receive throw for chosen payloads (after recording them). */
+class RecordingSink implements TransportSink {
+  readonly received: Array<{ stream: StreamKind; payload: string }> = [];
+  readonly states: Array<{ state: TransportState; error?: Error }> = [];
+  failOn: (payload: string) => boolean = () => false;
+
+  receive(stream: StreamKind, payload: string): void {
+    this.received.push({ stream, payload });
+    if (this.failOn(payload)) throw new Error(`test sink refuses ${payload}`);
+  }
+  stateChanged(state: TransportState, error?: Error): void {
+    this.states.push(error === undefined ? { state } : { state, error });
+  }
+  payloads(): string[] {
+    return this.received.map((r) => r.payload);
+  }
+  count(state: TransportState): number {
+    return this.states.filter((s) => s.state === state).length;
+  }
+}
+
+/** Calls publish and separates a synchronous throw (a bug) from the promise's outcome. */
+function publishOutcome(t: Transport): { threw: unknown; settled: Promise<unknown> } {
+  try {
+    const p = t.publish('room', 'x');
+    return { threw: undefined, settled: p.then(() => 'resolved', (e: unknown) => e) };
+  } catch (e) {
+    return { threw: e, settled: Promise.resolve(undefined) };
+  }
 }
