@@ -8,9 +8,13 @@ export function createBus(
   config: Config,
   logger: Logger,
   observePublish?: RelayBusOptions['observePublish'],
+  observeHistory?: RelayBusOptions['observeHistory'],
 ): MessageBus {
+  const history = config.historySize > 0 ? { size: config.historySize, ttlS: config.historyTtlS } : undefined;
   const common = {
     logger,
+    ...(history ? { history } : {}),
+    ...(observeHistory ? { observeHistory } : {}),
     heartbeatMs: config.presenceHeartbeatMs,
     ttlMs: config.presenceTtlMs,
     ...(observePublish ? { observePublish } : {}),
@@ -28,6 +32,6 @@ export function createBus(
       });
     case 'memory':
       // One process, no relay: the same RelayBus over an in-process broker.
-      return new RelayBus({ ...common, transport: new MemoryTransport(new MemoryBroker()) });
+      return new RelayBus({ ...common, transport: new MemoryTransport(new MemoryBroker(), { history: history !== undefined }) });
   }
 }

@@ -32,6 +32,10 @@ export interface Config {
   /** undefined: any origin (dev only). */
   allowedOrigins: string[] | undefined;
   maxRoomsPerPod: number;
+  /** Newest events kept per room (HISTORY_SIZE); 0: history off. */
+  historySize: number;
+  /** Seconds an event stays in history (HISTORY_TTL_S). */
+  historyTtlS: number;
   maxParticipantsPerRoom: number;
   logLevel: string;
 }
@@ -120,6 +124,8 @@ export function loadConfig(env: Env = process.env): Config {
     apiKey: optional(env, 'API_KEY'),
     allowedOrigins,
     maxRoomsPerPod: int(env, 'MAX_ROOMS_PER_POD', 10_000, 1),
+    historySize: int(env, 'HISTORY_SIZE', 1_000, 0, 1_000_000),
+    historyTtlS: int(env, 'HISTORY_TTL_S', 86_400, 1, 365 * 86_400),
     maxParticipantsPerRoom: int(env, 'MAX_PARTICIPANTS_PER_ROOM', 1_000, 1),
     logLevel: str(env, 'LOG_LEVEL', 'info'),
   };

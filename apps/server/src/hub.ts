@@ -5,7 +5,7 @@
  * for dropped sockets), which the composition root wires to `bus.publishPresenceLeave`.
  */
 import { randomUUID } from 'node:crypto';
-import type { Frame, LocalHub, Participant } from '@retrotro/bus-core';
+import type { DeliverOptions, Frame, LocalHub, Participant } from '@retrotro/bus-core';
 import type { Identity } from './auth.js';
 
 /** What the hub needs of a socket (`ws` WebSocket fits); lets tests use fakes. */
@@ -19,11 +19,24 @@ export interface ClientSocket {
   uncork?(): void;
 }
 
+/** A frame held back while a client's join is being answered (room_state and replay first). */
+interface Held {
+  data: string | Buffer;
+  offset: number | undefined;
+}
+
 export class Client {
   readonly id = randomUUID();
   roomId: string | undefined;
   /** Closed by the hub as a slow consumer: nothing more is sent to it. */
   dropped = false;
+  /** Highest event offset sent to it in its room: an event at or below it is not sent again. */
+  lastOffset = 0;
+  /** While its join is answered: the room's frames that arrive meanwhile, in order. */
+  held: Held[] | undefined;
+  heldBytes = 0;
+  /** Bumped by every join: an answer for an older join is dropped. */
+  joinSeq = 0;
   constructor(
     readonly socket: ClientSocket,
     readonly identity: Identity,
@@ -41,6 +54,8 @@ export interface HubOptions {
   graceMs: number;
   /** A socket whose unsent bytes exceed this is closed with 1013 (slow consumer). */
   maxBufferedBytes: number;
+  /** Frames held for a client whose join is being answered; beyond, the client is closed with 1013 (it can recover). Default 4 MiB. */
+  maxHeldBytes?: number;
   /** The user's last local connection in the room is gone: tell the cluster. */
   onUserGone(roomId: string, userId: string): void;
 }
@@ -110,6 +125,9 @@ export class Hub implements LocalHub {
     if (!conns) users.set(client.userId, (conns = new Set()));
     conns.add(client);
     client.roomId = roomId;
+    client.lastOffset = 0;
+    client.held = undefined;
+    client.heldBytes = 0;
     const pending = this.grace.get(key(roomId, client.userId));
     if (pending) {
       clearTimeout(pending);
@@ -127,6 +145,9 @@ export class Hub implements LocalHub {
     const roomId = client.roomId;
     if (roomId === undefined) return;
     client.roomId = undefined;
+    client.held = undefined;
+    client.heldBytes = 0;
+    client.joinSeq++;
     const users = this.rooms.get(roomId);
     const conns = users?.get(client.userId);
     if (!users || !conns || !conns.delete(client) || conns.size > 0) return;
@@ -148,9 +169,40 @@ export class Hub implements LocalHub {
     this.sendRaw(client, JSON.stringify(frame));
   }
 
+  /** Sends an event frame already serialised, remembering its offset (replay). */
+  sendEvent(client: Client, json: string, offset: number): void {
+    if (offset <= client.lastOffset) return;
+    client.lastOffset = offset;
+    this.sendRaw(client, json);
+  }
+
+  /** Holds the room's frames for this client until `release` (its join is being answered). */
+  hold(client: Client): void {
+    client.held ??= [];
+  }
+
+  /**
+   * Sends what was held, in order, skipping events at or below `floor` (already replayed, or
+   * older than the position the client was given); from now on frames go out directly.
+   */
+  release(client: Client, floor: number): void {
+    const held = client.held ?? [];
+    client.held = undefined;
+    client.heldBytes = 0;
+    client.lastOffset = Math.max(client.lastOffset, floor);
+    for (const h of held) {
+      if (h.offset !== undefined) {
+        if (h.offset <= client.lastOffset) continue;
+        client.lastOffset = h.offset;
+      }
+      this.sendRaw(client, h.data);
+    }
+  }
+
   // ---- LocalHub (called by the bus) -----------------------------------------------------
 
-  deliverLocal(roomId: string, frame: Frame, exceptClientId?: string, json?: string): void {
+  deliverLocal(roomId: string, frame: Frame, options: DeliverOptions = {}): void {
+    const { except: exceptClientId, json, offset } = options;
     const users = this.rooms.get(roomId);
     if (!users) return;
     // Serialised and UTF-8 encoded once per room, not per socket, and only if someone gets it.
@@ -159,9 +211,31 @@ export class Hub implements LocalHub {
       for (const c of conns) {
         if (c.id === exceptClientId) continue;
         data ??= Buffer.from(json ?? JSON.stringify(frame), 'utf8');
+        if (c.held) {
+          this.holdFor(c, data, offset);
+          continue;
+        }
+        if (offset !== undefined) {
+          // Already replayed to it (a live event that overlaps its recovery): not twice.
+          if (offset <= c.lastOffset) continue;
+          c.lastOffset = offset;
+        }
         this.sendRaw(c, data);
       }
     }
+  }
+
+  private holdFor(client: Client, data: string | Buffer, offset: number | undefined): void {
+    client.heldBytes += typeof data === 'string' ? data.length * 3 : data.length;
+    if (client.heldBytes > (this.options.maxHeldBytes ?? 4 * 1024 * 1024)) {
+      // Its join is taking too long for the traffic: cut it; it rejoins with its position.
+      client.held = undefined;
+      client.dropped = true;
+      this.counters.slowConsumers++;
+      client.socket.close(1013, 'too slow: send buffer full');
+      return;
+    }
+    client.held!.push({ data, offset });
   }
 
   participantJoined(roomId: string, participant: Participant): void {
@@ -202,7 +276,13 @@ export class Hub implements LocalHub {
     const users = this.rooms.get(roomId);
     if (!users) return;
     const data = JSON.stringify(frame);
-    for (const [uid, conns] of users) if (uid !== userId) for (const c of conns) this.sendRaw(c, data);
+    for (const [uid, conns] of users) {
+      if (uid === userId) continue;
+      for (const c of conns) {
+        if (c.held) this.holdFor(c, data, undefined);
+        else this.sendRaw(c, data);
+      }
+    }
   }
 
   /** Corks a socket until the end of this tick: one write for all its frames of the tick. */

@@ -47,7 +47,7 @@ describe('Hub', () => {
     hub.join(b, 'r');
     hub.join(c, 'other');
     const stringify = vi.spyOn(JSON, 'stringify');
-    hub.deliverLocal('r', { type: 'event', payload: 1 }, a.id);
+    hub.deliverLocal('r', { type: 'event', payload: 1 }, { except: a.id });
     expect(stringify).toHaveBeenCalledTimes(1);
     stringify.mockRestore();
     expect(socket(a).sent).toEqual([]);
@@ -159,7 +159,7 @@ describe('Hub', () => {
       };
     }
     const stringify = vi.spyOn(JSON, 'stringify');
-    hub.deliverLocal('r', { type: 'event' }, a.id, '{"type":"event"}');
+    hub.deliverLocal('r', { type: 'event' }, { except: a.id, json: '{"type":"event"}' });
     expect(stringify).not.toHaveBeenCalled();
     stringify.mockRestore();
     expect(sends).toHaveLength(2);

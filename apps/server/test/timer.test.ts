@@ -3,7 +3,7 @@
  * drive the timer; the memory broker's setImmediate stays real, so `flush()` lets bus
  * traffic between pods through without moving the clock.
  */
-import { MemoryBroker, MemoryTransport, RelayBus, type Frame, type PublishResult } from '@retrotro/bus-core';
+import { MemoryBroker, MemoryTransport, RelayBus, type DeliverOptions, type Frame, type PublishResult } from '@retrotro/bus-core';
 import { RecordingHub } from '@retrotro/bus-core/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { TIMER_STATE_KEY, TimerService, type TimerCommandResult, type TimerCommandType } from '../src/timer.js';
@@ -15,9 +15,9 @@ const ROOM = 'room-1';
 /** Records timer frames with the (fake) time since T0 at which they were delivered. */
 class TimedHub extends RecordingHub {
   readonly timed: Array<{ at: number; frame: Frame }> = [];
-  override deliverLocal(roomId: string, frame: Frame, exceptClientId?: string): void {
+  override deliverLocal(roomId: string, frame: Frame, options?: DeliverOptions): void {
     if (roomId === ROOM) this.timed.push({ at: Date.now() - T0, frame });
-    super.deliverLocal(roomId, frame, exceptClientId);
+    super.deliverLocal(roomId, frame, options);
   }
   types(): string[] {
     return this.frames(ROOM).map((f) => f.type);

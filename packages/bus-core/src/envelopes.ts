@@ -12,6 +12,10 @@ export interface RoomEnvelope {
   message: Frame;
   /** Per-pod sequence number: keeps batched NOTIFY payloads distinct and reveals gaps. */
   seq?: number;
+  /** A history event's offset (its frame carries it too); such envelopes have no `seq`. */
+  offset?: number;
+  /** A history event: the client the publishing pod skips (the sender). */
+  except?: string;
 }
 
 export interface PresenceEnvelope {
@@ -89,6 +93,8 @@ export function decodeRoom(payload: string): Decoded<RoomEnvelope> {
   const v = p.value;
   if (!nonEmpty(v.roomId)) return { ok: false, reason: 'missing roomId' };
   if (!isObject(v.message) || !isString(v.message.type)) return { ok: false, reason: 'message is not a frame' };
+  if (v.offset !== undefined && !(Number.isSafeInteger(v.offset) && (v.offset as number) >= 1)) return { ok: false, reason: 'bad offset' };
+  if (v.except !== undefined && !nonEmpty(v.except)) return { ok: false, reason: 'bad except' };
   return { ok: true, value: v as unknown as RoomEnvelope };
 }
 

@@ -16,13 +16,15 @@ import {
 } from './envelopes.js';
 import { RateLimitedLog, type Logger } from './logger.js';
 import type { PeerTable } from './peer-table.js';
-import type { RoomCodec } from './room-codec.js';
+import { historyFrameJson, type RoomCodec } from './room-codec.js';
 import type { BusStats } from './stats.js';
 import type { StreamKind } from './types.js';
 
 export type InboxEvent =
   /** `frameJson`: the frame's bytes as received, when the envelope is one of ours. */
   | { kind: 'room'; env: RoomEnvelope; frameJson: string | undefined }
+  /** A history event (its envelope has an offset), from the store's live feed. */
+  | { kind: 'history'; env: RoomEnvelope & { offset: number }; frameJson: string | undefined }
   | { kind: 'presence'; env: PresenceEnvelope }
   | { kind: 'control'; env: ControlEnvelope };
 
@@ -65,15 +67,22 @@ export class Inbox {
       return undefined;
     }
     const env = decoded.value;
-    if (env.podId === podId) {
+    const isHistory = stream === 'room' && (env as RoomEnvelope).offset !== undefined;
+    // Our own history events are delivered like everyone's: the live feed is what puts a
+    // room's events in offset order, on the publishing pod too.
+    if (env.podId === podId && !isHistory) {
       stats.ownEchoes++;
       return undefined;
     }
     const isSync = stream === 'control' && (env as ControlEnvelope).kind === 'sync';
-    if (!this.checkSequence(env.podId, env.seq, stream === 'room' ? 'room' : 'other', isSync)) return undefined;
+    if (env.podId !== podId && !this.checkSequence(env.podId, env.seq, stream === 'room' ? 'room' : 'other', isSync)) return undefined;
     stats.received[stream]++;
     if (stream === 'room') {
       const room = env as RoomEnvelope;
+      if (isHistory) {
+        const history = room as RoomEnvelope & { offset: number };
+        return { kind: 'history', env: history, frameJson: historyFrameJson(payload, history) };
+      }
       return { kind: 'room', env: room, frameJson: this.o.codec.frameJson(payload, room) };
     }
     return stream === 'presence'

@@ -2,9 +2,9 @@
  * What applications use: the MessageBus and its relay, the hub they implement, results,
  * errors and health. Tools for transport authors live in `@retrotro/bus-core/internal`.
  */
-export type { Frame, Participant, PublishResult, StreamKind } from './types.js';
+export type { EventResult, Frame, Participant, PublishResult, RoomEvent, StreamKind } from './types.js';
 export { STREAMS, OK } from './types.js';
-export type { LocalHub } from './hub.js';
+export type { DeliverOptions, LocalHub } from './hub.js';
 export type { MessageBus, BusStatus } from './message-bus.js';
 export type { WhenReadyOptions } from './membership.js';
 export type { HistoryEvent, HistoryLimits, HistoryPage, HistoryPosition, StoredEvent } from './history.js';

@@ -4,6 +4,8 @@
  * broker, and every subscriber (the sender included) gets each payload, so own-echo
  * filtering is exercised too. Faults can be injected per transport.
  */
+import type { AppendItem, AppendOutcome, HistoryLimits, HistoryPage, HistoryPosition, HistoryStore } from './history.js';
+import { MemoryHistory } from './memory-history.js';
 import type { PublishOptions, Transport, TransportSink } from './transport.js';
 import { TransportLifecycle } from './transport-lifecycle.js';
 import type { StreamKind } from './types.js';
@@ -12,6 +14,8 @@ export class MemoryBroker {
   private readonly transports = new Set<MemoryTransport>();
   /** When true, new connections are refused (a broker that is down at start-up). */
   down = false;
+  /** The room history of every pod on this broker. */
+  readonly history = new MemoryHistory((stream, payload) => this.publish(stream, payload));
 
   /** @internal */ attach(t: MemoryTransport): void {
     if (this.down) throw new Error('connection refused');
@@ -33,6 +37,8 @@ export interface MemoryTransportOptions {
   maxPayloadBytes?: number;
   /** Split larger payloads into chunks (like PostgreSQL) instead of refusing them. */
   chunking?: boolean;
+  /** Keep room history (on the broker, shared by its pods). Default false. */
+  history?: boolean;
 }
 
 export class MemoryTransport implements Transport {
@@ -40,6 +46,7 @@ export class MemoryTransport implements Transport {
   readonly target = 'memory://local';
   readonly maxPayloadBytes: number;
   readonly chunking: boolean;
+  readonly history: HistoryStore | undefined;
   private readonly life: TransportLifecycle<MemoryBroker>;
   private queue: Array<[StreamKind, string]> = [];
   private draining = false;
@@ -50,6 +57,7 @@ export class MemoryTransport implements Transport {
   ) {
     this.maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024;
     this.chunking = options.chunking ?? false;
+    this.history = options.history ? new GatedHistory(this.broker.history, this) : undefined;
     this.life = new TransportLifecycle<MemoryBroker>(
       {
         connect: async () => {
@@ -107,6 +115,11 @@ export class MemoryTransport implements Transport {
     void this.life.close(); // close() never calls the sink: the relay is not told
   }
 
+  /** @internal The rejection a publish gets now (closed or cut off). */
+  refused(): Promise<never> {
+    return this.life.refusePublish();
+  }
+
   /** @internal */ enqueue(stream: StreamKind, payload: string): void {
     this.queue.push([stream, payload]);
     if (!this.draining) {
@@ -125,5 +138,30 @@ export class MemoryTransport implements Transport {
     const batch = this.queue;
     this.queue = [];
     for (const [stream, payload] of batch) this.life.deliver(stream, payload);
+  }
+}
+
+/** The broker's history as one pod sees it: unavailable while that pod is cut off. */
+class GatedHistory implements HistoryStore {
+  constructor(
+    private readonly store: MemoryHistory,
+    private readonly transport: MemoryTransport,
+  ) {}
+
+  open(limits: HistoryLimits): Promise<void> {
+    return this.gate(() => this.store.open(limits));
+  }
+  append(items: readonly AppendItem[]): Promise<AppendOutcome[]> {
+    return this.gate(() => this.store.append(items));
+  }
+  read(roomId: string, after: number, limit: number): Promise<HistoryPage> {
+    return this.gate(() => this.store.read(roomId, after, limit));
+  }
+  position(roomId: string): Promise<HistoryPosition> {
+    return this.gate(() => this.store.position(roomId));
+  }
+
+  private gate<T>(run: () => Promise<T>): Promise<T> {
+    return this.transport.connected ? run() : this.transport.refused();
   }
 }

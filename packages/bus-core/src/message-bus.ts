@@ -1,7 +1,8 @@
 import type { LocalHub } from './hub.js';
 import type { WhenReadyOptions } from './membership.js';
 import type { BusStats } from './stats.js';
-import type { Frame, Participant, PublishResult } from './types.js';
+import type { HistoryPage, HistoryPosition } from './history.js';
+import type { EventResult, Frame, Participant, PublishResult, RoomEvent } from './types.js';
 
 /** A snapshot of the bus's health, as `/readyz` shows it. */
 export interface BusStatus {
@@ -58,6 +59,20 @@ export interface MessageBus {
   broadcastToRoomExcept(roomId: string, frame: Frame, exceptClientId: string): Promise<PublishResult>;
   /** Other pods only. */
   publishToRemotePods(roomId: string, frame: Frame): Promise<PublishResult>;
+
+  /** True when the bus keeps room history (offsets, recovery). */
+  readonly historyEnabled: boolean;
+  /**
+   * Publishes a room `event` to every socket of the room on every pod but `exceptClientId`.
+   * With history on it is stored first and given the room's next offset; every socket gets
+   * the room's events in offset order (the publishing pod's too, from the store's live feed);
+   * the result comes once it is stored and handed to the broker. Never rejects.
+   */
+  publishEvent(roomId: string, event: RoomEvent, exceptClientId?: string): Promise<EventResult>;
+  /** Events after `after`, at most `limit`; rejects with a BusError when the store fails, or when history is off. */
+  readHistory(roomId: string, after: number, limit: number): Promise<HistoryPage>;
+  /** The room's newest offset and epoch; null when history is off. Rejects when the store fails. */
+  historyPosition(roomId: string): Promise<HistoryPosition | null>;
 
   /** Everyone present in the room on any live pod, each user once. */
   getRoomClients(roomId: string): Participant[];

@@ -70,19 +70,14 @@ export class Outbox {
     let sent: Promise<unknown>;
     if (bytes <= max) {
       sent = transport.publish(stream, payload, options);
-    } else if (transport.chunking) {
+    } else {
       let frames: string[];
       try {
-        frames = splitIntoChunks(this.o.podId, this.msgIds + 1, stream, payload, max);
+        frames = this.chunksOf(stream, payload, bytes);
       } catch (e) {
         return this.fail(stream, toError(e));
       }
-      this.msgIds++;
-      stats.chunkedMessages++;
-      stats.published.chunk += frames.length;
       sent = transport.publishBatch!('chunk', frames, options);
-    } else {
-      return this.fail(stream, new PayloadTooLargeError(bytes, max, `the ${transport.kind} broker`));
     }
     if (isRoom) this.roomSeq = seq;
     else this.seq = seq;
@@ -97,6 +92,27 @@ export class Outbox {
         return this.fail(stream, toError(e));
       },
     );
+  }
+
+  /**
+   * A payload as the transport can carry it: itself, or its chunk frames (sent together,
+   * whole or not at all). Throws PayloadTooLargeError when the transport cannot chunk.
+   */
+  framesOf(stream: EnvelopeStream, payload: string): Array<{ stream: StreamKind; payload: string }> {
+    const max = this.o.transport.maxPayloadBytes;
+    const bytes = payload.length * 3 <= max ? payload.length : Buffer.byteLength(payload, 'utf8');
+    if (bytes <= max) return [{ stream, payload }];
+    return this.chunksOf(stream, payload, bytes).map((frame) => ({ stream: 'chunk', payload: frame }));
+  }
+
+  private chunksOf(stream: EnvelopeStream, payload: string, bytes: number): string[] {
+    const { transport, stats } = this.o;
+    if (!transport.chunking) throw new PayloadTooLargeError(bytes, transport.maxPayloadBytes, `the ${transport.kind} broker`);
+    const frames = splitIntoChunks(this.o.podId, this.msgIds + 1, stream, payload, transport.maxPayloadBytes);
+    this.msgIds++;
+    stats.chunkedMessages++;
+    stats.published.chunk += frames.length;
+    return frames;
   }
 
   private fail(stream: StreamKind, error: Error): Promise<PublishResult> {

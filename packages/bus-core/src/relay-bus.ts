@@ -7,9 +7,10 @@
  *   membership  presence, heartbeats, expiry, sync, readiness
  *   state       replicated room state (last writer wins)
  *   codec       the bytes of our room envelopes
+ *   history     the transport's store (offsets, acks, replay), when history is on
  */
 import { randomUUID } from 'node:crypto';
-import { BusError, BusUnavailableError, toError } from './errors.js';
+import { BusError, BusUnavailableError, PayloadTooLargeError, toError } from './errors.js';
 import type { LocalHub } from './hub.js';
 import { Inbox, type InboxEvent } from './inbox.js';
 import { silentLogger, type Logger } from './logger.js';
@@ -22,7 +23,9 @@ import { ReplicatedState } from './replicated-state.js';
 import { RoomCodec } from './room-codec.js';
 import { BusStats } from './stats.js';
 import type { Transport, TransportState } from './transport.js';
-import type { Frame, Participant, PublishResult, StreamKind } from './types.js';
+import type { HistoryLimits, HistoryPage, HistoryPosition, HistoryStore } from './history.js';
+import { historyEnvelope } from './room-codec.js';
+import type { EventResult, Frame, Participant, PublishResult, RoomEvent, StreamKind } from './types.js';
 
 export interface RelayBusOptions {
   transport: Transport;
@@ -38,7 +41,18 @@ export interface RelayBusOptions {
   logger?: Logger;
   /** Optional latency hook for metrics: seconds from publish call to broker acknowledgement. */
   observePublish?: (stream: StreamKind, seconds: number, ok: boolean) => void;
+  /**
+   * Room history (HISTORY_SIZE, HISTORY_TTL_S): kept by the transport's store, which must
+   * exist. Default: off (no offsets, no recovery).
+   */
+  history?: HistoryLimits;
+  /** Optional latency hook for metrics: seconds a history write or read took. */
+  observeHistory?: (operation: 'write' | 'read', seconds: number, ok: boolean) => void;
 }
+
+/** Failures a retry (with the same event id) can get past: the broker or store was busy or away. */
+const RETRYABLE = new Set(['bus_unavailable', 'publish_failed', 'timeout', 'broker_unreachable', 'stopped']);
+const isRetryable = (e: Error) => !(e instanceof BusError) || RETRYABLE.has(e.code);
 
 const POD_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -55,6 +69,9 @@ export class RelayBus implements MessageBus {
   private readonly inbox: Inbox;
   private readonly membership: Membership;
   private localHub: LocalHub | undefined;
+  private readonly store: HistoryStore | undefined;
+  private readonly historyLimits: HistoryLimits | undefined;
+  private readonly observeHistory: RelayBusOptions['observeHistory'];
   private phase: 'idle' | 'starting' | 'running' | 'stopped' = 'idle';
   private chunkSweep: NodeJS.Timeout | undefined;
 
@@ -66,6 +83,14 @@ export class RelayBus implements MessageBus {
     const ttlMs = options.ttlMs ?? 15_000;
     if (ttlMs <= heartbeatMs) throw new Error(`ttlMs (${ttlMs}) must exceed heartbeatMs (${heartbeatMs})`);
     this.log = options.logger ?? silentLogger;
+    if (options.history && options.history.size > 0) {
+      if (!this.transport.history) {
+        throw new Error(`the ${this.transport.kind} transport keeps no history: create it with history on, or set the history size to 0`);
+      }
+      this.store = this.transport.history;
+      this.historyLimits = options.history;
+    }
+    this.observeHistory = options.observeHistory;
     const { podId, stats, peers, log: logger } = this;
     this.codec = new RoomCodec(podId);
     this.state = new ReplicatedState(podId, logger);
@@ -75,12 +100,7 @@ export class RelayBus implements MessageBus {
       stats,
       logger,
       observePublish: options.observePublish,
-      unavailable: () =>
-        this.phase === 'stopped'
-          ? new BusError('stopped', 'bus is stopped')
-          : this.membership.isConnected
-            ? undefined
-            : new BusUnavailableError(`${this.transport.kind} bus (${this.transport.target})`),
+      unavailable: () => this.unavailable(),
     });
     this.membership = new Membership({
       podId,
@@ -97,6 +117,13 @@ export class RelayBus implements MessageBus {
       forgotten: (id) => this.inbox.forgetPod(id),
     });
     this.inbox = new Inbox({ podId, codec: this.codec, peers, stats, logger, requestSync: (id) => this.membership.requestSync(id) });
+  }
+
+  /** Why nothing can be sent right now, or undefined. */
+  private unavailable(): Error | undefined {
+    if (this.phase === 'stopped') return new BusError('stopped', 'bus is stopped');
+    if (!this.membership.isConnected) return new BusUnavailableError(`${this.transport.kind} bus (${this.transport.target})`);
+    return undefined;
   }
 
   get hub(): LocalHub {
@@ -142,7 +169,9 @@ export class RelayBus implements MessageBus {
         receive: (stream, payload) => this.receive(stream, payload),
         stateChanged: (state, error) => this.onTransportState(state, error),
       });
+      if (this.store) await this.store.open(this.historyLimits!);
     } catch (e) {
+      if (this.store) await this.transport.close().catch(() => undefined);
       if (this.phase === 'starting') this.phase = 'idle'; // start() may be tried again
       throw e;
     }
@@ -186,8 +215,94 @@ export class RelayBus implements MessageBus {
       return this.refuse(new BusError('bad_argument', `frame cannot be serialised: ${toError(e).message}`));
     }
     if (typeof json !== 'string' || !json.startsWith('{')) return this.refuse(new BusError('bad_argument', 'frame must be an object'));
-    if (local) this.localHub?.deliverLocal(roomId, frame, exceptClientId, json);
+    if (local) this.localHub?.deliverLocal(roomId, frame, { except: exceptClientId, json });
     return this.outbox.send('room', (seq) => this.codec.encode(roomId, json, seq), roomId);
+  }
+
+  // ---- events and history ------------------------------------------------------------------
+
+  get historyEnabled(): boolean {
+    return this.store !== undefined;
+  }
+
+  publishEvent(roomId: string, event: RoomEvent, exceptClientId?: string): Promise<EventResult> {
+    const payloadObject = { event: event.event, data: event.data ?? null, from: event.from, ...(event.id === undefined ? {} : { id: event.id }) };
+    const store = this.store;
+    if (!store) {
+      return this.publishRoom(roomId, { type: 'event', payload: payloadObject }, true, exceptClientId).then((r) =>
+        r.ok ? { ok: true, offset: null, duplicate: false } : { ok: false, error: r.error, retryable: isRetryable(r.error) },
+      );
+    }
+    const bad = badId('roomId', roomId) ?? badId('userId', event.from.userId);
+    if (bad) return this.eventFailed(bad);
+    let payload: string;
+    try {
+      payload = JSON.stringify(payloadObject);
+    } catch (e) {
+      return this.eventFailed(new BusError('bad_argument', `event cannot be serialised: ${toError(e).message}`));
+    }
+    const unavailable = this.unavailable();
+    if (unavailable) return this.eventFailed(unavailable);
+    const { podId } = this;
+    const except = exceptClientId;
+    const item = {
+      roomId,
+      userId: event.from.userId,
+      ...(event.id === undefined ? {} : { id: event.id }),
+      podId,
+      ...(except === undefined ? {} : { except }),
+      payload,
+      frames: (offset: number) => this.outbox.framesOf('room', historyEnvelope({ roomId, podId, except, offset, payload })),
+    };
+    if (!this.transport.chunking) {
+      // Too large for this broker: refused before it is stored, not after.
+      const longest = historyEnvelope({ roomId, podId, except, offset: Number.MAX_SAFE_INTEGER, payload });
+      const bytes = Buffer.byteLength(longest, 'utf8');
+      const max = this.transport.maxPayloadBytes;
+      if (bytes > max) return this.eventFailed(new PayloadTooLargeError(bytes, max, `the ${this.transport.kind} broker`));
+    }
+    const started = performance.now();
+    return store.append([item]).then(
+      ([outcome]) => {
+        this.observeHistory?.('write', (performance.now() - started) / 1000, true);
+        if (outcome!.duplicate) this.stats.historyDuplicates++;
+        else this.stats.historyWrites++;
+        return { ok: true, offset: outcome!.offset, duplicate: outcome!.duplicate };
+      },
+      (e: unknown) => {
+        this.observeHistory?.('write', (performance.now() - started) / 1000, false);
+        return this.eventFailed(toError(e));
+      },
+    );
+  }
+
+  readHistory(roomId: string, after: number, limit: number): Promise<HistoryPage> {
+    if (!this.store) return Promise.reject(new BusError('bad_argument', 'history is off'));
+    return this.timedRead(this.store.read(roomId, after, limit));
+  }
+
+  historyPosition(roomId: string): Promise<HistoryPosition | null> {
+    return this.store ? this.timedRead(this.store.position(roomId)) : Promise.resolve(null);
+  }
+
+  private timedRead<T>(read: Promise<T>): Promise<T> {
+    const started = performance.now();
+    return read.then(
+      (value) => {
+        this.observeHistory?.('read', (performance.now() - started) / 1000, true);
+        return value;
+      },
+      (e: unknown) => {
+        this.observeHistory?.('read', (performance.now() - started) / 1000, false);
+        throw toError(e);
+      },
+    );
+  }
+
+  private eventFailed(error: Error): Promise<EventResult> {
+    this.stats.historyFailures++;
+    this.stats.publishFailures++;
+    return Promise.resolve({ ok: false, error, retryable: isRetryable(error) });
   }
 
   // ---- presence ----------------------------------------------------------------------------
@@ -250,8 +365,14 @@ export class RelayBus implements MessageBus {
   private dispatch(event: InboxEvent): void {
     switch (event.kind) {
       case 'room':
-        this.localHub?.deliverLocal(event.env.roomId, event.env.message, undefined, event.frameJson);
+        this.localHub?.deliverLocal(event.env.roomId, event.env.message, { json: event.frameJson });
         return;
+      case 'history': {
+        // The sender is skipped on its own pod only (client ids are per pod).
+        const except = event.env.podId === this.podId ? event.env.except : undefined;
+        this.localHub?.deliverLocal(event.env.roomId, event.env.message, { except, json: event.frameJson, offset: event.env.offset });
+        return;
+      }
       case 'presence':
         return this.membership.onPresence(event.env);
       case 'control':

@@ -22,4 +22,8 @@ export class BusStats {
   reconnects = 0;
   /** Pods declared dead after PRESENCE_TTL_MS of silence. */
   podsExpired = 0;
+  /** Events stored in history (acknowledged by the store), retries recognised, failures. */
+  historyWrites = 0;
+  historyDuplicates = 0;
+  historyFailures = 0;
 }

@@ -11,6 +11,7 @@ import {
   MemoryTransport,
   PayloadTooLargeError,
   RelayBus,
+  type DeliverOptions,
   type Frame,
   type StreamKind,
 } from '../src/index.js';
@@ -431,9 +432,9 @@ describe('RelayBus: pod liveness', () => {
 
 describe('RelayBus: robustness', () => {
   class ThrowingHub extends RecordingHub {
-    override deliverLocal(roomId: string, frame: Frame, exceptClientId?: string): void {
+    override deliverLocal(roomId: string, frame: Frame, options?: DeliverOptions): void {
       if (frame.type === 'boom') throw new Error('hub bug');
-      super.deliverLocal(roomId, frame, exceptClientId);
+      super.deliverLocal(roomId, frame, options);
     }
     override participantJoined(roomId: string, participant: { userId: string; userName: string }): void {
       if (participant.userId === 'boom') throw new Error('hub bug in participantJoined');
@@ -601,9 +602,9 @@ describe('RelayBus: one serialisation per fan-out', () => {
     const broker = new MemoryBroker();
     class JsonHub extends RecordingHub {
       readonly json: Array<string | undefined> = [];
-      override deliverLocal(roomId: string, frame: Frame, exceptClientId?: string, json?: string): void {
-        super.deliverLocal(roomId, frame, exceptClientId, json); // throws if json is not the frame
-        this.json.push(json);
+      override deliverLocal(roomId: string, frame: Frame, options?: DeliverOptions): void {
+        super.deliverLocal(roomId, frame, options); // throws if json is not the frame
+        this.json.push(options?.json);
       }
     }
     const hub = new JsonHub();

@@ -1,10 +1,11 @@
-import type { LocalHub } from '../hub.js';
+import type { DeliverOptions, LocalHub } from '../hub.js';
 import type { Frame, Participant } from '../types.js';
 
 export interface Delivery {
   roomId: string;
   frame: Frame;
   exceptClientId?: string;
+  offset?: number;
 }
 
 /** A LocalHub that records every call, for tests of the bus without sockets. */
@@ -14,13 +15,17 @@ export class RecordingHub implements LocalHub {
   readonly left: Array<{ roomId: string; userId: string }> = [];
   readonly cancelled: Array<{ roomId: string; userId: string }> = [];
 
-  deliverLocal(roomId: string, frame: Frame, exceptClientId?: string, json?: string): void {
+  deliverLocal(roomId: string, frame: Frame, options: DeliverOptions = {}): void {
+    const { except: exceptClientId, json, offset } = options;
     // A hub sends `json` as is when it is given: it must be the frame, byte for byte what
     // JSON.stringify would write, or sockets would see something other than the frame.
     if (json !== undefined && json !== JSON.stringify(frame)) {
       throw new Error(`deliverLocal: json does not match the frame: ${json.slice(0, 200)}`);
     }
-    this.deliveries.push(exceptClientId === undefined ? { roomId, frame } : { roomId, frame, exceptClientId });
+    const d: Delivery = { roomId, frame };
+    if (exceptClientId !== undefined) d.exceptClientId = exceptClientId;
+    if (offset !== undefined) d.offset = offset;
+    this.deliveries.push(d);
   }
   participantJoined(roomId: string, participant: Participant): void {
     this.joined.push({ roomId, ...participant });
