@@ -2,10 +2,11 @@
  * The protocol on one socket (CONTRACT section 4): parses frames, enforces limits, and
  * turns commands into hub and bus calls. Nothing a client sends can throw out of here.
  */
-import type { MessageBus, PublishResult } from '@retrotro/bus-core';
+import { BusError, type EventResult, type MessageBus, type PublishResult } from '@retrotro/bus-core';
 import type { Identity } from './auth.js';
 import { Client, type ClientSocket, type Hub } from './hub.js';
-import { ROOM_ID, errorFrame, isObject, parseClientFrame, type ErrorCode } from './protocol.js';
+import { EVENT_ID, ROOM_ID, errorFrame, isObject, parseClientFrame, type ErrorCode } from './protocol.js';
+import { RoomAnswer, parseSince } from './room-answer.js';
 import { TokenBucket, floodThreshold } from './rate-limit.js';
 import { TIMER_COMMANDS, type TimerCommandType, type TimerService } from './timer.js';
 import type { Logger } from 'pino';
@@ -24,6 +25,7 @@ export class HandlerCounters {
 
 export class Handler {
   readonly counters = new HandlerCounters();
+  readonly rooms: RoomAnswer;
 
   constructor(
     private readonly hub: Hub,
@@ -31,7 +33,9 @@ export class Handler {
     private readonly timers: TimerService,
     private readonly options: HandlerOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.rooms = new RoomAnswer(hub, bus, timers, log);
+  }
 
   /** Registers a new authenticated socket; returns the callbacks the socket layer must call. */
   connect(socket: ClientSocket, identity: Identity) {
@@ -47,7 +51,10 @@ export class Handler {
           if (bucket.recentRefusals() > floodThreshold(this.options.rateLimit)) {
             socket.close(1008, 'rate limit exceeded');
           } else {
-            this.error(client, 'rate_limited', `more than ${this.options.rateLimit} frames per second; frame dropped`);
+            // A publish with an id hears about it with its id: its sender may retry it.
+            const id = isBinary ? undefined : publishIdOf(text);
+            const about = id === undefined ? undefined : { id, retryable: true };
+            this.error(client, 'rate_limited', `more than ${this.options.rateLimit} frames per second; frame dropped`, about);
           }
           return;
         }
@@ -97,9 +104,11 @@ export class Handler {
     if (typeof roomId !== 'string' || !ROOM_ID.test(roomId)) {
       return this.error(client, 'bad_message', 'join_room needs payload.roomId: 1-128 characters of [A-Za-z0-9._:-]');
     }
+    const since = parseSince(isObject(payload) ? payload.since : undefined);
+    if (!since.ok) return this.error(client, 'bad_message', since.reason);
     const allowed = client.identity.rooms;
     if (allowed && !allowed.includes(roomId)) return this.error(client, 'forbidden', `your token does not allow room ${roomId}`);
-    if (client.roomId === roomId) return this.sendRoomState(client, roomId);
+    if (client.roomId === roomId) return this.rooms.answer(client, roomId, since.since);
     // Switching rooms as the last member of the old one frees its slot first.
     const freed = this.hub.isSoleMember(client) ? 1 : 0;
     if (!this.hub.hasRoom(roomId) && this.hub.roomCount - freed >= this.options.maxRoomsPerPod) {
@@ -115,32 +124,46 @@ export class Handler {
     if (this.hub.join(client, roomId)) {
       // Registers the user cluster-wide at once (others get participant_joined), then relays.
       const sent = this.bus.publishPresenceJoin(roomId, client.participant);
-      this.sendRoomState(client, roomId);
+      this.rooms.answer(client, roomId, since.since);
       void sent.then((r) => {
         if (!r.ok) this.log.warn({ err: r.error, roomId }, 'presence join not relayed; it is resent on resync');
       });
     } else {
-      this.sendRoomState(client, roomId);
+      this.rooms.answer(client, roomId, since.since);
     }
-  }
-
-  private sendRoomState(client: Client, roomId: string): void {
-    this.hub.send(client, {
-      type: 'room_state',
-      payload: { roomId, participants: this.bus.getRoomClients(roomId), timer: this.timers.view(roomId) },
-    });
   }
 
   private publish(client: Client, payload: unknown): void {
-    if (!isObject(payload) || typeof payload.event !== 'string' || payload.event === '') {
-      return this.error(client, 'bad_message', 'publish needs payload.event (a non-empty string) and payload.data');
+    const rawId = isObject(payload) ? payload.id : undefined;
+    if (rawId !== undefined && (typeof rawId !== 'string' || !EVENT_ID.test(rawId))) {
+      const about = typeof rawId === 'string' ? { id: rawId, retryable: false } : undefined;
+      return this.error(client, 'bad_message', 'publish payload.id must be 1-64 characters of [A-Za-z0-9._:-]', about);
     }
-    if (client.roomId === undefined) return this.error(client, 'not_in_room', 'join a room before publishing');
-    const frame = {
-      type: 'event',
-      payload: { event: payload.event, data: payload.data ?? null, from: client.participant },
-    };
-    this.reportRelay(client, this.bus.broadcastToRoomExcept(client.roomId, frame, client.id), 'event delivered on this server only');
+    const id = rawId as string | undefined;
+    const about = (retryable: boolean) => (id === undefined ? undefined : { id, retryable });
+    if (!isObject(payload) || typeof payload.event !== 'string' || payload.event === '') {
+      return this.error(client, 'bad_message', 'publish needs payload.event (a non-empty string) and payload.data', about(false));
+    }
+    // Retryable: once it has joined (again), the same publish succeeds.
+    if (client.roomId === undefined) return this.error(client, 'not_in_room', 'join a room before publishing', about(true));
+    const sent = this.bus.publishEvent(client.roomId, { event: payload.event, data: payload.data ?? null, from: client.participant, id }, client.id);
+    void sent.then((r) => this.reportEvent(client, r, id));
+  }
+
+  /** One `ack` or one `error` for a publish with an id; without an id, only failures are told. */
+  private reportEvent(client: Client, r: EventResult, id: string | undefined): void {
+    if (r.ok) {
+      if (id !== undefined) this.hub.send(client, { type: 'ack', payload: { id, offset: r.offset } });
+      return;
+    }
+    const code = r.error instanceof BusError && r.error.code === 'payload_too_large' ? 'too_large' : r.retryable ? 'relay_failed' : 'bad_message';
+    // The reason names the broker: it stays in the logs (the bus writes it there, at a bounded rate).
+    const message = !r.retryable
+      ? 'the event was refused'
+      : this.bus.historyEnabled
+        ? 'the event could not be stored and relayed; send it again'
+        : 'event delivered on this server only: the other servers could not be reached';
+    this.error(client, code, message, id === undefined ? undefined : { id, retryable: r.retryable });
   }
 
   /**
@@ -154,8 +177,17 @@ export class Handler {
     });
   }
 
-  private error(client: Client, code: ErrorCode, message: string): void {
+  private error(client: Client, code: ErrorCode, message: string, about?: { id: string; retryable: boolean }): void {
     if (code === 'bad_message') this.counters.badFrames++;
-    this.hub.send(client, errorFrame(code, message));
+    this.hub.send(client, errorFrame(code, message, about));
   }
+}
+
+/** The id of a publish frame, read only to tell its sender that it was dropped. */
+function publishIdOf(text: string): string | undefined {
+  if (!text.includes('"id"')) return undefined;
+  const parsed = parseClientFrame(text);
+  if (!parsed.ok || parsed.frame.type !== 'publish' || !isObject(parsed.frame.payload)) return undefined;
+  const id = parsed.frame.payload.id;
+  return typeof id === 'string' && EVENT_ID.test(id) ? id : undefined;
 }

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import type { MessageBus } from '@retrotro/bus-core';
+import type { Logger } from 'pino';
 import type { Authenticator } from './auth.js';
 import type { Config } from './config.js';
 import type { Metrics } from './metrics.js';
@@ -16,6 +17,7 @@ export interface HttpDeps {
   bus: MessageBus;
   auth: Authenticator;
   metrics: Metrics;
+  log: Logger;
 }
 
 const demoPage = (() => {
@@ -30,6 +32,12 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   const data = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(data) });
   res.end(data);
+}
+
+type ApiAction = 'publish' | 'participants' | 'history';
+
+function wholeNumber(s: string): number | undefined {
+  return /^\d{1,15}$/.test(s) ? Number(s) : undefined;
 }
 
 const notFound = (res: ServerResponse) => json(res, 404, { error: 'not found' });
@@ -66,7 +74,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefin
 }
 
 export function createRequestHandler(deps: HttpDeps) {
-  const { config, bus, auth, metrics } = deps;
+  const { config, bus, auth, metrics, log } = deps;
   const devMode = !config.jwtSecret && !config.production;
 
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -93,16 +101,18 @@ export function createRequestHandler(deps: HttpDeps) {
       }
       // Browsers ask for it on every page load; no icon, and no 404 in their console.
       if (req.method === 'GET' && path === '/favicon.ico') return void res.writeHead(204).end();
-      const api = /^\/api\/rooms\/([^/]+)\/(publish|participants)$/.exec(path);
-      if (api) return await apiRoute(req, res, decodePathSegment(api[1]!), api[2] as 'publish' | 'participants');
+      const api = /^\/api\/rooms\/([^/]+)\/(publish|participants|history)$/.exec(path);
+      if (api) return await apiRoute(req, res, decodePathSegment(api[1]!), api[2] as ApiAction, url.searchParams);
       return notFound(res);
     } catch (e) {
-      if (!res.headersSent) json(res, 500, { error: (e as Error).message });
+      // The reason may name the database or broker: it goes to the log, not to the caller.
+      log.error({ err: e, path }, 'HTTP request failed');
+      if (!res.headersSent) json(res, 500, { error: 'internal error' });
       else res.destroy();
     }
   };
 
-  async function apiRoute(req: IncomingMessage, res: ServerResponse, roomId: string, action: 'publish' | 'participants') {
+  async function apiRoute(req: IncomingMessage, res: ServerResponse, roomId: string, action: ApiAction, query: URLSearchParams) {
     if (!config.apiKey) return notFound(res);
     const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
     if (!m || !sameSecret(m[1]!.trim(), config.apiKey)) return json(res, 401, { error: 'missing or wrong API key' });
@@ -110,6 +120,10 @@ export function createRequestHandler(deps: HttpDeps) {
     if (action === 'participants') {
       if (req.method !== 'GET') return json(res, 405, { error: 'use GET' });
       return json(res, 200, { participants: bus.getRoomClients(roomId) });
+    }
+    if (action === 'history') {
+      if (req.method !== 'GET') return json(res, 405, { error: 'use GET' });
+      return history(res, roomId, query);
     }
     if (req.method !== 'POST') return json(res, 405, { error: 'use POST' });
     if (Number(req.headers['content-length']) > config.wsMaxPayload) {
@@ -131,9 +145,34 @@ export function createRequestHandler(deps: HttpDeps) {
       type: 'event',
       payload: { event: parsed.event, data: parsed.data ?? null, from: { userId: 'server', userName: 'server' } },
     };
-    const r = await bus.broadcastToRoom(roomId, frame);
-    // Operator details (the broker's URL) stay in the bus's logs.
-    if (!r.ok) return json(res, 503, { error: 'relay_failed: delivered on this server only; the other servers could not be reached' });
-    return json(res, 202, { ok: true });
+    const r = await bus.publishEvent(roomId, frame.payload);
+    if (!r.ok) {
+      // Operator details (the broker's URL) stay in the bus's logs.
+      const error = bus.historyEnabled
+        ? 'relay_failed: the event could not be stored and relayed; send it again'
+        : 'relay_failed: delivered on this server only; the other servers could not be reached';
+      res.setHeader('retry-after', '1');
+      return json(res, 503, { error });
+    }
+    return json(res, 202, { ok: true, offset: r.offset });
+  }
+
+  /** GET /api/rooms/{roomId}/history?since=N&limit=M (CONTRACT section 8). */
+  async function history(res: ServerResponse, roomId: string, query: URLSearchParams) {
+    if (!bus.historyEnabled) return json(res, 404, { error: 'history is off (HISTORY_SIZE=0)' });
+    const since = wholeNumber(query.get('since') ?? '0');
+    const limit = wholeNumber(query.get('limit') ?? '100');
+    if (since === undefined) return json(res, 400, { error: 'since must be a whole number >= 0' });
+    if (limit === undefined || limit < 1 || limit > 1000) return json(res, 400, { error: 'limit must be a whole number from 1 to 1000' });
+    let page;
+    try {
+      page = await bus.readHistory(roomId, since, limit);
+    } catch (e) {
+      log.warn({ err: e, roomId }, 'history read failed');
+      res.setHeader('retry-after', '1');
+      return json(res, 503, { error: 'history is unavailable; try again' });
+    }
+    const events = page.events.map((e) => ({ offset: e.offset, ...(JSON.parse(e.payload) as object) }));
+    return json(res, 200, { epoch: page.epoch, offset: page.newest, events });
   }
 }

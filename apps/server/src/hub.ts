@@ -176,9 +176,13 @@ export class Hub implements LocalHub {
     this.sendRaw(client, json);
   }
 
-  /** Holds the room's frames for this client until `release` (its join is being answered). */
-  hold(client: Client): void {
+  /**
+   * Holds the room's frames for this client until `release` (its join is being answered);
+   * events above `after` may be sent to it again (a replay it asked for).
+   */
+  hold(client: Client, after: number): void {
     client.held ??= [];
+    client.lastOffset = after;
   }
 
   /**

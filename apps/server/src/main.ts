@@ -36,7 +36,12 @@ async function main(): Promise<void> {
   }
 
   const metrics = new Metrics();
-  const bus = createBus(config, log, (stream, seconds, ok) => metrics.observePublish(config.busType, stream, seconds, ok));
+  const bus = createBus(
+    config,
+    log,
+    (stream, seconds, ok) => metrics.observePublish(config.busType, stream, seconds, ok),
+    (operation, seconds, ok) => metrics.observeHistory(operation, seconds, ok),
+  );
   // The hub tells the bus when a user is gone; the bus is handed the hub when it starts.
   const hub = new Hub({
     graceMs: config.disconnectGraceMs,
@@ -66,7 +71,7 @@ async function main(): Promise<void> {
   }
   clearTimeout(startTimeout);
 
-  const server = createServer(createRequestHandler({ config, bus, auth, metrics }));
+  const server = createServer(createRequestHandler({ config, bus, auth, metrics, log }));
   const wss = attachWebSockets(server, config, auth, handler, log);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -19,6 +19,8 @@ export class Metrics {
   readonly registry = new client.Registry();
   /** Fed by the bus's observePublish hook. */
   readonly publishLatency: client.Histogram<'transport' | 'stream' | 'outcome'>;
+  /** Fed by the bus's observeHistory hook. */
+  readonly historyLatency: client.Histogram<'operation' | 'outcome'>;
   private sources: MetricsSources | undefined;
 
   constructor() {
@@ -27,6 +29,13 @@ export class Metrics {
       name: 'retrotro_bus_publish_seconds',
       help: 'Time from publish to broker acknowledgement',
       labelNames: ['transport', 'stream', 'outcome'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [this.registry],
+    });
+    this.historyLatency = new client.Histogram({
+      name: 'retrotro_history_seconds',
+      help: 'Time a history write (store and hand to the broker) or read took',
+      labelNames: ['operation', 'outcome'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [this.registry],
     });
@@ -62,6 +71,13 @@ export class Metrics {
     counter('retrotro_bus_pods_expired_total', 'Pods declared dead after the presence TTL', () => s().bus.stats.podsExpired);
     counter('retrotro_bus_own_echoes_total', 'Own envelopes dropped on the way back', () => s().bus.stats.ownEchoes);
     counter('retrotro_bus_chunked_messages_total', 'Messages split into chunk frames', () => s().bus.stats.chunkedMessages);
+    counter('retrotro_history_writes_total', 'Events stored in room history', () => s().bus.stats.historyWrites);
+    counter('retrotro_history_duplicates_total', 'Publishes recognised as retries of a stored event', () => s().bus.stats.historyDuplicates);
+    counter('retrotro_history_write_failures_total', 'Events that could not be stored', () => s().bus.stats.historyFailures);
+    counter('retrotro_history_replays_total', 'Joins answered with recovered: true', () => s().handler.rooms.counters.recovered);
+    counter('retrotro_history_not_recovered_total', 'Joins with since answered with recovered: false', () => s().handler.rooms.counters.notRecovered);
+    counter('retrotro_history_replayed_events_total', 'Events sent in replays', () => s().handler.rooms.counters.replayedEvents);
+    counter('retrotro_history_read_failures_total', 'Joins answered without a position because history could not be read', () => s().handler.rooms.counters.historyErrors);
 
     const perStream = (name: string, help: string, read: (stream: (typeof STREAMS)[number]) => number) =>
       new client.Counter({
@@ -77,6 +93,10 @@ export class Metrics {
     perStream('retrotro_bus_envelopes_published_total', 'Envelopes published', (st) => s().bus.stats.published[st]);
     perStream('retrotro_bus_envelopes_received_total', 'Envelopes from other pods', (st) => s().bus.stats.received[st]);
     perStream('retrotro_bus_envelopes_malformed_total', 'Malformed envelopes dropped', (st) => s().bus.stats.malformed[st]);
+  }
+
+  observeHistory(operation: string, seconds: number, ok: boolean): void {
+    this.historyLatency.observe({ operation, outcome: ok ? 'ok' : 'error' }, seconds);
   }
 
   observePublish(transport: string, stream: string, seconds: number, ok: boolean): void {

@@ -5,6 +5,8 @@
 import type { Frame } from '@retrotro/bus-core';
 
 export const ROOM_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** A publish's client-chosen id (CONTRACT section 8). */
+export const EVENT_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
 export type ErrorCode =
   | 'bad_message'
@@ -14,9 +16,15 @@ export type ErrorCode =
   | 'rate_limited'
   | 'room_full'
   | 'too_many_rooms'
-  | 'relay_failed';
+  | 'relay_failed'
+  | 'too_large'
+  | 'history_unavailable';
 
-export const errorFrame = (code: ErrorCode, message: string): Frame => ({ type: 'error', payload: { code, message } });
+/** An error frame; for a publish with an id it carries that id and whether a retry can succeed. */
+export const errorFrame = (code: ErrorCode, message: string, about?: { id: string; retryable: boolean }): Frame => ({
+  type: 'error',
+  payload: about ? { code, message, id: about.id, retryable: about.retryable } : { code, message },
+});
 
 export type ClientFrame = { type: string; payload: unknown };
 
