@@ -91,7 +91,8 @@ async function main(): Promise<void> {
     hub.closeAll(1001, 'server shutting down');
     wss.close();
     timers.close();
-    await bus.stop();
+    // A rolling restart: our users stay present elsewhere for their grace, as for a drop.
+    await bus.stop({ graceMs: config.disconnectGraceMs });
     server.closeAllConnections();
     log.info('stopped');
     process.exit(0);

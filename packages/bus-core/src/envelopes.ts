@@ -64,7 +64,11 @@ export type ControlEnvelope =
       seq?: number;
     }
   | { kind: 'state'; podId: string; entry: StateEntry; seq?: number }
-  | { kind: 'bye'; podId: string; seq?: number };
+  /**
+   * A pod stops. With `graceMs`, its users stay present elsewhere that long (a rolling
+   * restart: they reconnect to another pod without a leave); without, they leave at once.
+   */
+  | { kind: 'bye'; podId: string; graceMs?: number; seq?: number };
 
 export type Decoded<T> = { ok: true; value: T } | { ok: false; reason: string } | { ok: 'ignored'; podId: string; seq?: number };
 
@@ -135,7 +139,9 @@ export function decodeControl(payload: string): Decoded<ControlEnvelope> {
   const v = p.value;
   switch (v.kind) {
     case 'heartbeat':
+      break;
     case 'bye':
+      if (v.graceMs !== undefined && !(Number.isSafeInteger(v.graceMs) && (v.graceMs as number) >= 0)) return { ok: false, reason: 'bad graceMs' };
       break;
     case 'sync_request':
       if (v.target !== undefined && !nonEmpty(v.target)) return { ok: false, reason: 'bad target' };

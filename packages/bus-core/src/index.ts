@@ -8,7 +8,7 @@ export type { DeliverOptions, LocalHub } from './hub.js';
 export type { MessageBus, BusStatus } from './message-bus.js';
 export type { WhenReadyOptions } from './membership.js';
 export type { HistoryEvent, HistoryLimits, HistoryPage, HistoryPosition, StoredEvent } from './history.js';
-export { RelayBus, type RelayBusOptions } from './relay-bus.js';
+export { RelayBus, type RelayBusOptions, type StopOptions } from './relay-bus.js';
 export type { Transport, TransportSink, TransportState, PublishOptions } from './transport.js';
 export { BusStats } from './stats.js';
 export { MemoryBroker, MemoryTransport, type MemoryTransportOptions } from './memory-transport.js';

@@ -59,6 +59,8 @@ export class Membership {
   /** How often silent pods are looked for: half a heartbeat. */
   private readonly sweepMs: number;
   private lastSweep = 0;
+  /** Pods that stopped with a grace, until it ends. */
+  private readonly departing = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly o: MembershipOptions) {
     this.sweepMs = Math.max(25, Math.floor(o.heartbeatMs / 2));
@@ -111,16 +113,24 @@ export class Membership {
     this.announce();
   }
 
-  /** Says goodbye while we still can (Go pods understand the leaves, ours also the bye), then stops. */
-  async stop(): Promise<void> {
+  /**
+   * Says goodbye while we still can, then stops. With `graceMs` the other pods keep our users
+   * present that long (they reconnect elsewhere without a leave), and the one that speaks for
+   * the survivors tells Go pods afterwards; without, or with no other pod of ours to do it,
+   * our users leave at once, Go pods told by our own presence leaves.
+   */
+  async stop(graceMs = 0): Promise<void> {
     if (this.connected) {
       const { podId } = this.o;
-      const sent = this.registry
-        .entriesOf(podId)
-        .map(([roomId, userId]) => this.o.outbox.sendEnvelope('presence', { podId, roomId, userId, action: 'leave' }));
-      sent.push(this.sendControl({ kind: 'bye', podId }));
+      const handover = graceMs > 0 && this.o.peers.expirablePods().length > 0;
+      const sent = handover
+        ? []
+        : this.registry.entriesOf(podId).map(([roomId, userId]) => this.o.outbox.sendEnvelope('presence', { podId, roomId, userId, action: 'leave' }));
+      sent.push(this.sendControl({ kind: 'bye', podId, ...(handover ? { graceMs } : {}) }));
       await Promise.all(sent);
     }
+    for (const t of this.departing.values()) clearTimeout(t);
+    this.departing.clear();
     this.stopped = true;
     this.connected = false;
     for (const t of this.timers) clearInterval(t);
@@ -190,6 +200,7 @@ export class Membership {
         this.o.state.apply(env.entry);
         return;
       case 'bye':
+        if (env.graceMs) return this.depart(env.podId, env.graceMs);
         this.forget(env.podId);
         return;
     }
@@ -262,6 +273,22 @@ export class Membership {
         if (this.speaksForSurvivors()) this.tellGoPods(gone);
       }
     });
+  }
+
+  /**
+   * A pod that stopped with a grace: never expired meanwhile (it is silent on purpose), its
+   * users kept until the grace ends; those who reconnected elsewhere by then cause no leave.
+   */
+  private depart(podId: string, graceMs: number): void {
+    this.o.peers.forget(podId);
+    clearTimeout(this.departing.get(podId));
+    const timer = setTimeout(() => {
+      this.departing.delete(podId);
+      const gone = this.forget(podId);
+      if (this.speaksForSurvivors()) this.tellGoPods(gone);
+    }, graceMs);
+    timer.unref();
+    this.departing.set(podId, timer);
   }
 
   /** Forgets a pod; returns the users that left the cluster with it. */

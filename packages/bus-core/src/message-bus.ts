@@ -1,5 +1,6 @@
 import type { LocalHub } from './hub.js';
 import type { WhenReadyOptions } from './membership.js';
+import type { StopOptions } from './relay-bus.js';
 import type { BusStats } from './stats.js';
 import type { HistoryPage, HistoryPosition } from './history.js';
 import type { EventResult, Frame, Participant, PublishResult, RoomEvent } from './types.js';
@@ -50,8 +51,11 @@ export interface MessageBus {
 
   /** Connects, then relays for `hub`: the socket layer the bus delivers to. */
   start(hub: LocalHub): Promise<void>;
-  /** Tells the other pods this pod's users left, then disconnects. */
-  stop(): Promise<void>;
+  /**
+   * Tells the other pods this pod stops (its users leave at once, or after `graceMs` unless
+   * they reconnected elsewhere), then disconnects.
+   */
+  stop(options?: StopOptions): Promise<void>;
 
   /** Local sockets of the room and every other pod. */
   broadcastToRoom(roomId: string, frame: Frame): Promise<PublishResult>;

@@ -56,6 +56,14 @@ const isRetryable = (e: Error) => !(e instanceof BusError) || RETRYABLE.has(e.co
 
 const POD_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+export interface StopOptions {
+  /**
+   * Keep this pod's users present on the other pods this long (DISCONNECT_GRACE_MS): a
+   * rolling restart, where they reconnect elsewhere without a leave. Default 0: they leave at once.
+   */
+  graceMs?: number;
+}
+
 export class RelayBus implements MessageBus {
   readonly podId: string;
   readonly stats = new BusStats();
@@ -182,9 +190,9 @@ export class RelayBus implements MessageBus {
     this.membership.start();
   }
 
-  async stop(): Promise<void> {
+  async stop(options: StopOptions = {}): Promise<void> {
     if (this.phase === 'stopped') return;
-    await this.membership.stop();
+    await this.membership.stop(options.graceMs);
     this.phase = 'stopped';
     clearInterval(this.chunkSweep);
     await this.transport.close();

@@ -78,3 +78,42 @@ describe('Membership: Go pods', () => {
     expect(b.bus.getRoomClients('r')).toEqual([{ userId: 'u2', userName: 'Two' }]);
   });
 });
+
+describe('Membership: rolling restarts', () => {
+  it('a pod stopped with a grace: its users stay present that long, and one who reconnects elsewhere never leaves', async () => {
+    const broker = new MemoryBroker();
+    const wire = await tap(broker);
+    const a = await startPod(broker, { podId: 'pod-a' });
+    const b = await startPod(broker, { podId: 'pod-b' });
+    const c = await startPod(broker, { podId: 'pod-c' });
+    await c.bus.publishPresenceJoin('r', { userId: 'back', userName: 'Back' });
+    await c.bus.publishPresenceJoin('r', { userId: 'gone', userName: 'Gone' });
+    await waitFor('both on A', () => a.bus.getRoomClients('r').length === 2);
+    const joinedBefore = a.hub.joined.length;
+    await c.bus.stop({ graceMs: 600 });
+    await sleep(FAST.ttlMs * 2); // longer than the TTL: a stopped pod is silent on purpose
+    expect(a.bus.getRoomClients('r').map((p) => p.userId).sort()).toEqual(['back', 'gone']);
+    await b.bus.publishPresenceJoin('r', { userId: 'back', userName: 'Back' }); // reconnected to B
+    await waitFor('the grace to end on A', () => a.hub.left.length === 1, 5_000);
+    await sleep(100);
+    expect(a.hub.left).toEqual([{ roomId: 'r', userId: 'gone' }]);
+    expect(b.hub.left).toEqual([{ roomId: 'r', userId: 'gone' }]);
+    expect(a.hub.joined.length).toBe(joinedBefore); // no second participant_joined for Back
+    // Go pods hear of Gone once, from the lowest surviving pod, after the grace; C said no leave itself.
+    const leaves = wire.all.flatMap((m) => {
+      const d = m.stream === 'presence' ? decodePresence(m.payload) : undefined;
+      return d?.ok === true && d.value.action === 'leave' ? [d.value] : [];
+    });
+    expect(leaves.map((l) => [l.podId, l.userId])).toEqual([['pod-a', 'gone']]);
+  });
+
+  it('without a grace, or as the last pod, a stopping pod says its users left at once', async () => {
+    const broker = new MemoryBroker();
+    const a = await startPod(broker, { podId: 'pod-a' });
+    const b = await startPod(broker, { podId: 'pod-b' });
+    await b.bus.publishPresenceJoin('r', { userId: 'u', userName: 'U' });
+    await waitFor('U on A', () => a.bus.isUserInRoom('r', 'u'));
+    await b.bus.stop();
+    await waitFor('U gone on A at once', () => a.hub.left.length === 1, 1_000);
+  });
+});

@@ -3,7 +3,7 @@
  * WebSocket clients. Every suite uses its own BUS_PREFIX, so runs never see each other.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, names, startPod, uniqueBusPrefix, waitUntil, type Pod, ClientPool } from './pods.js';
+import { Client, names, sleep, startPod, uniqueBusPrefix, waitUntil, type Pod, ClientPool } from './pods.js';
 
 let rooms = 0;
 const room = () => `room-${rooms++}`;
@@ -214,19 +214,29 @@ export function describeMultiPod(busType: 'postgres' | 'nats', extraEnv: Record<
       await alice.next('participant_left', (f) => f.payload.userId === 'bob-early', 15_000);
     });
 
-    it('a pod stopped with SIGTERM closes its sockets with 1001 and its users leave at once', async () => {
+    it('SIGTERM: sockets closed with 1001; its users stay for the grace, and one who reconnects elsewhere never leaves', async () => {
       const r = room();
-      // A TTL of a minute: only the goodbye can explain a quick leave.
-      const a = await pod({ PRESENCE_TTL_MS: '60000' });
-      const leaving = await pod({ PRESENCE_TTL_MS: '60000' });
+      // A TTL of a minute: only the goodbye can explain a leave; a grace of 3 s for the handover.
+      const slow = { PRESENCE_TTL_MS: '60000', DISCONNECT_GRACE_MS: '3000' };
+      const a = await pod(slow);
+      const leaving = await pod(slow);
       const alice = await connect(a, 'alice');
       await alice.join(r);
       const bob = await connect(leaving, 'bob', { userId: 'bob-sigterm' });
       await bob.join(r);
-      await alice.next('participant_joined');
+      const carol = await connect(leaving, 'carol', { userId: 'carol-sigterm' });
+      await carol.join(r);
+      await alice.next('participant_joined', (f) => f.payload.userId === 'carol-sigterm');
       expect(await leaving.stop()).toBe(0);
       expect(await bob.closed).toBe(1001);
-      await alice.next('participant_left', (f) => f.payload.userId === 'bob-sigterm', 10_000);
+      expect(await carol.closed).toBe(1001);
+      // Bob's client reconnects to the other pod at once; Carol's never does.
+      const bob2 = await connect(a, 'bob', { userId: 'bob-sigterm' });
+      expect(names((await bob2.join(r)).payload.participants)).toEqual(['alice', 'bob', 'carol']);
+      await alice.next('participant_left', (f) => f.payload.userId === 'carol-sigterm', 15_000);
+      await sleep(500);
+      expect(alice.of('participant_left').filter((f) => f.payload.userId === 'bob-sigterm')).toEqual([]);
+      expect(alice.of('participant_joined').filter((f) => f.payload.userId === 'bob-sigterm')).toHaveLength(1);
     });
   });
 }
