@@ -21,6 +21,8 @@ export class HandlerCounters {
   framesIn = 0;
   badFrames = 0;
   rateLimited = 0;
+  /** Times a publishing socket was paused because the bus was overloaded. */
+  paused = 0;
 }
 
 export class Handler {
@@ -35,6 +37,31 @@ export class Handler {
     private readonly log: Logger,
   ) {
     this.rooms = new RoomAnswer(hub, bus, timers, log);
+    bus.onPressure((overloaded) => (overloaded ? this.pauseBusy() : this.resumeAll()));
+  }
+
+  /** Sockets not read from while the bus is overloaded. */
+  private readonly paused = new Set<Client>();
+
+  /** The bus is overloaded: stop reading from the sockets whose publishes it still holds. */
+  private pauseBusy(): void {
+    for (const client of this.hub.allClients()) if (client.inFlight > 0) this.pause(client);
+  }
+
+  private pause(client: Client): void {
+    if (client.paused || !client.socket.pause) return;
+    client.paused = true;
+    this.paused.add(client);
+    client.socket.pause();
+    this.counters.paused++;
+  }
+
+  private resumeAll(): void {
+    for (const client of this.paused) {
+      client.paused = false;
+      client.socket.resume?.();
+    }
+    this.paused.clear();
   }
 
   /** Registers a new authenticated socket; returns the callbacks the socket layer must call. */
@@ -65,7 +92,10 @@ export class Handler {
           this.log.error({ err: e, clientId: client.id }, 'frame handler failed');
         }
       },
-      close: () => this.hub.remove(client),
+      close: () => {
+        this.paused.delete(client);
+        this.hub.remove(client);
+      },
     };
   }
 
@@ -147,7 +177,13 @@ export class Handler {
     // Retryable: once it has joined (again), the same publish succeeds.
     if (client.roomId === undefined) return this.error(client, 'not_in_room', 'join a room before publishing', about(true));
     const sent = this.bus.publishEvent(client.roomId, { event: payload.event, data: payload.data ?? null, from: client.participant, id }, client.id);
-    void sent.then((r) => this.reportEvent(client, r, id));
+    client.inFlight++;
+    // A publisher while the bus is overloaded waits (its socket is not read) instead of losing events.
+    if (this.bus.overloaded) this.pause(client);
+    void sent.then((r) => {
+      client.inFlight--;
+      this.reportEvent(client, r, id);
+    });
   }
 
   /** One `ack` or one `error` for a publish with an id; without an id, only failures are told. */

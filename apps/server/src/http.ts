@@ -126,6 +126,11 @@ export function createRequestHandler(deps: HttpDeps) {
       return history(res, roomId, query);
     }
     if (req.method !== 'POST') return json(res, 405, { error: 'use POST' });
+    if (bus.overloaded) {
+      // Truly over: the broker holds more than the high-water mark; callers come back shortly.
+      res.setHeader('retry-after', '1');
+      return json(res, 503, { error: 'overloaded: try again shortly' });
+    }
     if (Number(req.headers['content-length']) > config.wsMaxPayload) {
       res.setHeader('connection', 'close'); // refuse without reading a body we will not use
       return json(res, 413, { error: `body exceeds ${config.wsMaxPayload} bytes` });

@@ -17,6 +17,9 @@ export interface ClientSocket {
   /** Optional: hold writes until `uncork()`, so a tick's frames leave in one write. */
   cork?(): void;
   uncork?(): void;
+  /** Optional: stop and restart reading frames from the peer (backpressure on a publisher). */
+  pause?(): void;
+  resume?(): void;
 }
 
 /** A frame held back while a client's join is being answered (room_state and replay first). */
@@ -37,6 +40,10 @@ export class Client {
   heldBytes = 0;
   /** Bumped by every join: an answer for an older join is dropped. */
   joinSeq = 0;
+  /** Its publishes the bus has not acknowledged yet. */
+  inFlight = 0;
+  /** Not read from while the bus is overloaded. */
+  paused = false;
   constructor(
     readonly socket: ClientSocket,
     readonly identity: Identity,
@@ -80,6 +87,10 @@ export class Hub implements LocalHub {
   private uncorkScheduled = false;
 
   constructor(private readonly options: HubOptions) {}
+
+  allClients(): Iterable<Client> {
+    return this.clients;
+  }
 
   get clientCount(): number {
     return this.clients.size;

@@ -63,6 +63,8 @@ export class Metrics {
     counter('retrotro_frames_in_total', 'Frames received from clients', () => s().handler.counters.framesIn);
     counter('retrotro_frames_out_total', 'Frames sent to clients', () => s().hub.counters.framesOut);
     counter('retrotro_bad_frames_total', 'Client frames answered with bad_message', () => s().handler.counters.badFrames);
+    counter('retrotro_publishers_paused_total', 'Times a publishing socket was paused while the bus was overloaded', () => s().handler.counters.paused);
+    gauge('retrotro_bus_overloaded', '1 while the bus holds more unacknowledged publishes than its high-water mark', () => (s().bus.overloaded ? 1 : 0));
     counter('retrotro_rate_limited_total', 'Client frames dropped by the rate limit', () => s().handler.counters.rateLimited);
     counter('retrotro_slow_consumer_disconnects_total', 'Sockets closed for not reading fast enough', () => s().hub.counters.slowConsumers);
     counter('retrotro_bus_publish_failures_total', 'Envelopes that could not be published', () => s().bus.stats.publishFailures);

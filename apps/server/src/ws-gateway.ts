@@ -49,6 +49,9 @@ export function attachWebSockets(server: Server, config: Config, auth: Authentic
             send: (data) => ws.send(data, TEXT_FRAME),
             cork: () => socket.cork(),
             uncork: () => socket.uncork(),
+            // Backpressure: no more frames read from this peer until resume (TCP pushes back).
+            pause: () => socket.pause(),
+            resume: () => socket.resume(),
             close: (code, reason) => {
               ws.close(code, reason);
               closeDeadline ??= setTimeout(() => ws.terminate(), CLOSE_DEADLINE_MS);

@@ -9,6 +9,7 @@ export type { MessageBus, BusStatus } from './message-bus.js';
 export type { WhenReadyOptions } from './membership.js';
 export type { HistoryEvent, HistoryLimits, HistoryPage, HistoryPosition, StoredEvent } from './history.js';
 export { RelayBus, type RelayBusOptions, type StopOptions } from './relay-bus.js';
+export type { BackpressureOptions } from './backpressure.js';
 export type { Transport, TransportSink, TransportState, PublishOptions } from './transport.js';
 export { BusStats } from './stats.js';
 export { MemoryBroker, MemoryTransport, type MemoryTransportOptions } from './memory-transport.js';

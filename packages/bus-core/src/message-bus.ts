@@ -40,6 +40,13 @@ export interface MessageBus {
   /** Connected to the broker and done with the start-up (or reconnect) presence sync. */
   readonly ready: boolean;
   readonly isConnected: boolean;
+  /**
+   * True while too much waits for the broker's acknowledgement: stop reading from the
+   * sockets that publish until it turns false again (backpressure, instead of refusals).
+   */
+  readonly overloaded: boolean;
+  /** Called with true when the bus becomes overloaded and false when it recovers; returns an unsubscribe. */
+  onPressure(listener: (overloaded: boolean) => void): () => void;
   /** Counters, cheap to read (exporters read them at scrape time). */
   readonly stats: BusStats;
   status(): BusStatus;

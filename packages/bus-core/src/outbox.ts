@@ -4,6 +4,7 @@
  * everything to the transport synchronously (so publish order is call order), and turns
  * outcomes into counted, rate-limited `PublishResult` values. Nothing here throws.
  */
+import type { Backpressure } from './backpressure.js';
 import { splitIntoChunks } from './chunking.js';
 import type { ControlEnvelope, PresenceEnvelope } from './envelopes.js';
 import { BusError, PayloadTooLargeError, toError } from './errors.js';
@@ -20,6 +21,8 @@ export interface OutboxOptions {
   transport: Transport;
   stats: BusStats;
   logger: Logger;
+  /** Counts what waits for the broker's acknowledgement. */
+  backpressure: Backpressure;
   /** Why nothing can be sent right now (stopped, disconnected), or undefined. */
   unavailable: () => Error | undefined;
   observePublish?: ((stream: StreamKind, seconds: number, ok: boolean) => void) | undefined;
@@ -69,7 +72,7 @@ export class Outbox {
     const started = this.o.observePublish ? performance.now() : 0;
     let sent: Promise<unknown>;
     if (bytes <= max) {
-      sent = transport.publish(stream, payload, options);
+      sent = this.o.backpressure.track(bytes, transport.publish(stream, payload, options));
     } else {
       let frames: string[];
       try {
@@ -77,7 +80,7 @@ export class Outbox {
       } catch (e) {
         return this.fail(stream, toError(e));
       }
-      sent = transport.publishBatch!('chunk', frames, options);
+      sent = this.o.backpressure.track(bytes, transport.publishBatch!('chunk', frames, options));
     }
     if (isRoom) this.roomSeq = seq;
     else this.seq = seq;

@@ -10,6 +10,7 @@
  *   history     the transport's store (offsets, acks, replay), when history is on
  */
 import { randomUUID } from 'node:crypto';
+import { Backpressure, type BackpressureOptions, type PressureListener } from './backpressure.js';
 import { BusError, BusUnavailableError, PayloadTooLargeError, toError } from './errors.js';
 import type { LocalHub } from './hub.js';
 import { Inbox, type InboxEvent } from './inbox.js';
@@ -46,6 +47,8 @@ export interface RelayBusOptions {
    * exist. Default: off (no offsets, no recovery).
    */
   history?: HistoryLimits;
+  /** When the bus says it is overloaded (see `overloaded`). Defaults: 8 MiB or 4000 messages unacknowledged. */
+  backpressure?: BackpressureOptions;
   /** Optional latency hook for metrics: seconds a history write or read took. */
   observeHistory?: (operation: 'write' | 'read', seconds: number, ok: boolean) => void;
 }
@@ -78,6 +81,7 @@ export class RelayBus implements MessageBus {
   private readonly membership: Membership;
   private localHub: LocalHub | undefined;
   private readonly store: HistoryStore | undefined;
+  private readonly backpressure: Backpressure;
   private readonly historyLimits: HistoryLimits | undefined;
   private readonly observeHistory: RelayBusOptions['observeHistory'];
   private phase: 'idle' | 'starting' | 'running' | 'stopped' = 'idle';
@@ -99,6 +103,7 @@ export class RelayBus implements MessageBus {
       this.historyLimits = options.history;
     }
     this.observeHistory = options.observeHistory;
+    this.backpressure = new Backpressure(options.backpressure);
     const { podId, stats, peers, log: logger } = this;
     this.codec = new RoomCodec(podId);
     this.state = new ReplicatedState(podId, logger);
@@ -108,6 +113,7 @@ export class RelayBus implements MessageBus {
       stats,
       logger,
       observePublish: options.observePublish,
+      backpressure: this.backpressure,
       unavailable: () => this.unavailable(),
     });
     this.membership = new Membership({
@@ -132,6 +138,14 @@ export class RelayBus implements MessageBus {
     if (this.phase === 'stopped') return new BusError('stopped', 'bus is stopped');
     if (!this.membership.isConnected) return new BusUnavailableError(`${this.transport.kind} bus (${this.transport.target})`);
     return undefined;
+  }
+
+  get overloaded(): boolean {
+    return this.backpressure.overloaded;
+  }
+
+  onPressure(listener: PressureListener): () => void {
+    return this.backpressure.onChange(listener);
   }
 
   get hub(): LocalHub {
@@ -270,7 +284,7 @@ export class RelayBus implements MessageBus {
       if (bytes > max) return this.eventFailed(new PayloadTooLargeError(bytes, max, `the ${this.transport.kind} broker`));
     }
     const started = performance.now();
-    return store.append([item]).then(
+    return this.backpressure.track(payload.length + 200, store.append([item])).then(
       ([outcome]) => {
         this.observeHistory?.('write', (performance.now() - started) / 1000, true);
         if (outcome!.duplicate) this.stats.historyDuplicates++;
