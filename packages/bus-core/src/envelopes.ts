@@ -48,7 +48,8 @@ export type PresenceTuple = [string, string, string];
 export type RelayedTuple = [string, string, string, string];
 
 export type ControlEnvelope =
-  | { kind: 'heartbeat'; podId: string; seq?: number }
+  /** `instance`: random per process, so two pods given the same podId find each other out. */
+  | { kind: 'heartbeat'; podId: string; instance?: string; seq?: number }
   | { kind: 'sync_request'; podId: string; target?: string; seq?: number }
   | {
       kind: 'sync';
@@ -139,6 +140,7 @@ export function decodeControl(payload: string): Decoded<ControlEnvelope> {
   const v = p.value;
   switch (v.kind) {
     case 'heartbeat':
+      if (v.instance !== undefined && !nonEmpty(v.instance)) return { ok: false, reason: 'bad instance' };
       break;
     case 'bye':
       if (v.graceMs !== undefined && !(Number.isSafeInteger(v.graceMs) && (v.graceMs as number) >= 0)) return { ok: false, reason: 'bad graceMs' };

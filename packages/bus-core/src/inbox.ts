@@ -30,6 +30,8 @@ export type InboxEvent =
 
 export interface InboxOptions {
   podId: string;
+  /** Random per process (see the heartbeat's `instance`). */
+  instance: string;
   codec: RoomCodec;
   peers: PeerTable;
   stats: BusStats;
@@ -41,9 +43,11 @@ export interface InboxOptions {
 export class Inbox {
   private readonly chunks = new ChunkAssembler();
   private readonly malformedLog: RateLimitedLog;
+  private readonly conflictLog: RateLimitedLog;
 
   constructor(private readonly o: InboxOptions) {
     this.malformedLog = new RateLimitedLog((obj, msg) => o.logger.warn(obj, msg));
+    this.conflictLog = new RateLimitedLog((obj, msg) => o.logger.error(obj, msg), 1, 60_000);
   }
 
   /** Turns one payload from the transport into an event, or undefined when there is nothing to do. */
@@ -71,6 +75,12 @@ export class Inbox {
     // Our own history events are delivered like everyone's: the live feed is what puts a
     // room's events in offset order, on the publishing pod too.
     if (env.podId === podId && !isHistory) {
+      const c = env as ControlEnvelope;
+      if (stream === 'control' && c.kind === 'heartbeat' && c.instance !== undefined && c.instance !== this.o.instance) {
+        // Another process with our podId: each drops the other's traffic as its own echoes.
+        stats.podIdConflicts++;
+        this.conflictLog.write({ podId }, 'another pod uses this podId: each drops the other\'s messages as its own; give every pod its own id');
+      }
       stats.ownEchoes++;
       return undefined;
     }

@@ -20,6 +20,8 @@ import type { Participant, PublishResult } from './types.js';
 
 export interface MembershipOptions {
   podId: string;
+  /** Random per process: tells our own heartbeats from those of a pod with the same podId. */
+  instance: string;
   peers: PeerTable;
   outbox: Outbox;
   state: ReplicatedState;
@@ -106,7 +108,7 @@ export class Membership {
       this.timers.push(t);
     };
     every(this.o.heartbeatMs, () => {
-      if (this.connected) void this.sendControl({ kind: 'heartbeat', podId: this.o.podId });
+      if (this.connected) void this.sendControl({ kind: 'heartbeat', podId: this.o.podId, instance: this.o.instance });
     });
     this.lastSweep = Date.now();
     every(this.sweepMs, () => this.expireSilentPods());
@@ -224,7 +226,7 @@ export class Membership {
   private announce(): void {
     // Snapshot first: it introduces us, so the heartbeat that follows is not a stranger's.
     void this.sendSnapshot();
-    void this.sendControl({ kind: 'heartbeat', podId: this.o.podId });
+    void this.sendControl({ kind: 'heartbeat', podId: this.o.podId, instance: this.o.instance });
     void this.sendControl({ kind: 'sync_request', podId: this.o.podId });
     clearTimeout(this.syncTimer);
     this.syncTimer = setTimeout(() => {

@@ -106,6 +106,7 @@ export class RelayBus implements MessageBus {
     this.backpressure = new Backpressure(options.backpressure);
     const { podId, stats, peers, log: logger } = this;
     this.codec = new RoomCodec(podId);
+    const instance = randomUUID();
     this.state = new ReplicatedState(podId, logger);
     this.outbox = new Outbox({
       podId,
@@ -118,6 +119,7 @@ export class RelayBus implements MessageBus {
     });
     this.membership = new Membership({
       podId,
+      instance,
       peers,
       outbox: this.outbox,
       state: this.state,
@@ -130,7 +132,7 @@ export class RelayBus implements MessageBus {
       heldElsewhere: (roomId, userId) => this.localHub?.cancelPendingDisconnect(roomId, userId),
       forgotten: (id) => this.inbox.forgetPod(id),
     });
-    this.inbox = new Inbox({ podId, codec: this.codec, peers, stats, logger, requestSync: (id) => this.membership.requestSync(id) });
+    this.inbox = new Inbox({ podId, instance, codec: this.codec, peers, stats, logger, requestSync: (id) => this.membership.requestSync(id) });
   }
 
   /** Why nothing can be sent right now, or undefined. */

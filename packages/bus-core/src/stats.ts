@@ -26,4 +26,6 @@ export class BusStats {
   historyWrites = 0;
   historyDuplicates = 0;
   historyFailures = 0;
+  /** Heartbeats from another process using this pod's id (a misconfiguration). */
+  podIdConflicts = 0;
 }

@@ -1,5 +1,5 @@
 import { MemoryBroker, MemoryTransport, type Transport } from '../src/index.js';
-import { describeTransportConformance } from '../src/testing/index.js';
+import { describeTransportConformance } from '../src/testing/conformance-entry.js';
 
 // One broker per prefix, as one channel namespace per prefix on a real broker.
 const brokers = new Map<string, MemoryBroker>();

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BusError, MemoryBroker, MemoryTransport, RelayBus, type StreamKind } from '../src/index.js';
-import { RecordingHub } from '../src/testing/index.js';
+import { RecordingHub, waitFor } from '../src/testing/index.js';
 import { FAST, cleanup, recordingLogger, startPod } from './support/memory-pods.js';
 
 function idleBus(broker = new MemoryBroker()) {
@@ -116,5 +116,16 @@ describe('RelayBus: failures in the log', () => {
     expect(failures.length).toBeGreaterThan(0);
     expect(failures.length).toBeLessThanOrEqual(5);
     for (const l of failures) expect(JSON.stringify(l.obj)).not.toMatch(/\bat \w|stack/);
+  });
+});
+
+describe('RelayBus: two pods with one podId', () => {
+  it('notices another process using its podId and says so', async () => {
+    const { logger, lines } = recordingLogger();
+    const broker = new MemoryBroker();
+    const a = await startPod(broker, { podId: 'twin', logger });
+    await startPod(broker, { podId: 'twin' });
+    await waitFor('the conflict', () => a.bus.stats.podIdConflicts > 0, 2_000);
+    expect(lines.some((l) => l.level === 'error' && /another pod uses this podId/.test(l.msg ?? ''))).toBe(true);
   });
 });

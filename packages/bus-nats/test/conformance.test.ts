@@ -1,5 +1,6 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { describeTransportConformance, TcpProxy } from '@retrotro/bus-core/testing';
+import { TcpProxy } from '@retrotro/bus-core/testing';
+import { describeTransportConformance } from '@retrotro/bus-core/testing/conformance';
 import type { Transport } from '@retrotro/bus-core';
 import { afterAll, beforeAll } from 'vitest';
 import { NatsTransport } from '../src/index.js';

@@ -1,4 +1,4 @@
-import { describeTransportConformance } from '@retrotro/bus-core/testing';
+import { describeTransportConformance } from '@retrotro/bus-core/testing/conformance';
 import type { Client } from 'pg';
 import { afterAll, beforeAll } from 'vitest';
 import { Channels, PgTransport } from '../src/index.js';

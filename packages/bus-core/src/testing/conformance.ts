@@ -10,10 +10,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { RelayBus, type RelayBusOptions } from '../relay-bus.js';
 import { BusError } from '../errors.js';
-import { MAX_PREFIX_LENGTH, validateBusPrefix } from '../prefix.js';
 import type { Transport, TransportSink, TransportState } from '../transport.js';
 import type { StreamKind } from '../types.js';
 import { RecordingHub, sleep, waitFor } from './recording-hub.js';
+import { uniquePrefix } from './unique-prefix.js';
 
 export interface ConformanceHarness {
   /** A new, unopened transport on `prefix` (each test gets its own prefix). */
@@ -26,18 +26,6 @@ export interface ConformanceHarness {
   largePayloadBytes?: number;
   /** Per-test timeout. Default 30 s. */
   timeoutMs?: number;
-}
-
-let prefixCounter = 0;
-/**
- * A channel/subject prefix no other run or test shares, valid by `validateBusPrefix`: the
- * label is cut (and anything but letters, digits and `_` replaced) to fit 40 characters.
- */
-export function uniquePrefix(label = 'conf'): string {
-  const head = `t${process.pid}_${Date.now().toString(36)}_`;
-  const tail = `_${prefixCounter++}`;
-  const room = Math.max(1, MAX_PREFIX_LENGTH - head.length - tail.length);
-  return validateBusPrefix(`${head}${label.replace(/[^A-Za-z0-9_]/g, '_').slice(0, room)}${tail}`);
 }
 
 export function describeTransportConformance(name: string, harness: ConformanceHarness): void {
