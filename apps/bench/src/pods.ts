@@ -66,6 +66,11 @@ export interface PodOptions {
   prefix: string;
   targets: BenchTargets;
   roomSubjects?: 'flat' | 'per-room';
+  /**
+   * HISTORY_SIZE of the pod, always set explicitly (the server's default is 1000): 0 keeps a
+   * workload measuring the relay alone; > 0 on postgres/nats needs the history stores.
+   */
+  historySize: number;
   env?: Record<string, string>;
 }
 
@@ -118,6 +123,7 @@ export async function startPod(name: string, options: PodOptions, attempt = 1): 
         DATABASE_URL: options.targets.databaseUrl,
         NATS_URL: options.targets.natsUrl,
         NATS_ROOM_SUBJECTS: options.roomSubjects ?? 'flat',
+        HISTORY_SIZE: String(options.historySize),
         ...options.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -13,8 +13,8 @@ export interface Cluster {
 
 export async function startCluster(prefix: string, targets: BenchTargets, buses: readonly BusKind[]): Promise<Cluster> {
   const [memory, ...pairs] = await Promise.all([
-    startPod('memory', { busType: 'memory', prefix: `${prefix}_m`, targets }),
-    ...buses.map((bus) => startPods(2, bus, { busType: bus, prefix: `${prefix}_${bus === 'postgres' ? 'p' : 'n'}`, targets })),
+    startPod('memory', { busType: 'memory', prefix: `${prefix}_m`, targets, historySize: 0 }),
+    ...buses.map((bus) => startPods(2, bus, { busType: bus, prefix: `${prefix}_${bus === 'postgres' ? 'p' : 'n'}`, targets, historySize: 0 })),
   ]);
   const byBus = {} as Record<BusKind, [Pod, Pod]>;
   buses.forEach((bus, i) => (byBus[bus] = pairs[i] as [Pod, Pod]));

@@ -56,7 +56,7 @@ export async function scaleRun(
   targets: BenchTargets,
   o = SCALE_OPTIONS,
 ): Promise<ScaleResult> {
-  const pods = await startPods(o.pods, `scale-${bus}-${subjects}`, { busType: bus, prefix, targets, roomSubjects: subjects });
+  const pods = await startPods(o.pods, `scale-${bus}-${subjects}`, { busType: bus, prefix, targets, roomSubjects: subjects, historySize: 0 });
   let sockets: RoomSocket[] = [];
   try {
     const { senders, receivers } = await openAll(pods, o.rooms, 'scale');
