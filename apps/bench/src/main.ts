@@ -16,20 +16,29 @@ import { startCluster, stopCluster, type Cluster } from './workloads/cluster.js'
 import { fanOut, FLOW_DEFAULTS, FLOW_TRIALS } from './workloads/fan-out.js';
 import { pacedLatency, PACED_OPTIONS } from './workloads/paced.js';
 import { scale, SCALE_OPTIONS } from './workloads/scale.js';
+import { peerComparison, PEER_OPTIONS } from './workloads/peers.js';
 
-const WORKLOADS = ['ceiling', 'e2e', 'fanout', 'paced', 'scale'] as const;
+const WORKLOADS = ['ceiling', 'e2e', 'fanout', 'paced', 'scale', 'peers', 'history', 'curves'] as const;
 type Workload = (typeof WORKLOADS)[number];
-/** Hard stop of a run (seconds) unless --max-seconds says otherwise. */
-const DEFAULT_MAX_SECONDS = 280;
+/** What runs without --only. */
+const DEFAULT_WORKLOADS: readonly Workload[] = ['ceiling', 'e2e', 'fanout', 'paced', 'scale', 'peers', 'history'];
+/**
+ * Generous time each workload may take (seconds): the run's hard stop, unless --max-seconds
+ * says otherwise, is their sum plus a minute.
+ */
+const BUDGET_SECONDS: Record<Workload, number> = { ceiling: 40, e2e: 30, fanout: 90, paced: 60, scale: 40, peers: 540, history: 180, curves: 720 };
 
 function arg(name: string): string[] | undefined {
   const a = process.argv.find((x) => x.startsWith(`--${name}=`));
-  return a?.slice(name.length + 3).split(',').filter(Boolean);
+  return a
+    ?.slice(name.length + 3)
+    .split(',')
+    .filter(Boolean);
 }
 
-function choose<T extends string>(name: string, all: readonly T[]): T[] {
+function choose<T extends string>(name: string, all: readonly T[], byDefault: readonly T[] = all): T[] {
   const picked = arg(name);
-  if (!picked) return [...all];
+  if (!picked) return [...byDefault];
   const bad = picked.filter((p) => !(all as readonly string[]).includes(p));
   if (bad.length > 0) throw new Error(`--${name}: unknown ${bad.join(', ')} (use ${all.join(', ')})`);
   return picked as T[];
@@ -38,7 +47,12 @@ function choose<T extends string>(name: string, all: readonly T[]): T[] {
 /** Event sizes of workload 3 (BENCH_FANOUT_SIZES=200,10240 to pick). */
 function fanOutSizes(): number[] {
   const env = process.env.BENCH_FANOUT_SIZES;
-  return env ? env.split(',').map(Number).filter((n) => n > 0 && n <= 60_000) : [200, 10 * 1024];
+  return env
+    ? env
+        .split(',')
+        .map(Number)
+        .filter((n) => n > 0 && n <= 60_000)
+    : [200, 10 * 1024];
 }
 
 const fmtTrial = (v: number) => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(1));
@@ -48,13 +62,21 @@ function log(message: string): void {
 }
 
 async function main(): Promise<void> {
-  const workloads = choose<Workload>('only', WORKLOADS);
+  const workloads = choose<Workload>('only', WORKLOADS, DEFAULT_WORKLOADS);
   const buses = choose<BusKind>('bus', BUSES);
   const targets = loadTargets();
   const prefix = runPrefix();
   const t0 = nowUs();
-  const info = runInfoBase(prefix, { ceiling: CEILING_OPTIONS, flow: { ...FLOW_DEFAULTS, trials: FLOW_TRIALS }, paced: PACED_OPTIONS, scale: SCALE_OPTIONS, workloads, buses });
-  const maxSeconds = Number(arg('max-seconds')?.[0] ?? DEFAULT_MAX_SECONDS);
+  const info = runInfoBase(prefix, {
+    ceiling: CEILING_OPTIONS,
+    flow: { ...FLOW_DEFAULTS, trials: FLOW_TRIALS },
+    paced: PACED_OPTIONS,
+    scale: SCALE_OPTIONS,
+    peers: PEER_OPTIONS,
+    workloads,
+    buses,
+  });
+  const maxSeconds = Number(arg('max-seconds')?.[0] ?? 60 + workloads.reduce((sum, w) => sum + BUDGET_SECONDS[w], 0));
   if (!(maxSeconds > 0)) throw new Error('--max-seconds must be a positive number of seconds');
   const hardStop = setTimeout(() => {
     process.stderr.write(`bench: over ${maxSeconds} s (--max-seconds), giving up\n`);
@@ -67,6 +89,7 @@ async function main(): Promise<void> {
   ensureServerBuilt();
 
   const rows: Row[] = [];
+  const texts: string[] = [];
   const details: Record<string, unknown> = {};
   const take = (name: string, r: { rows: Row[]; details: unknown }) => {
     rows.push(...r.rows);
@@ -109,9 +132,16 @@ async function main(): Promise<void> {
     take('scale', await scale(buses, prefix, targets));
   }
 
+  if (workloads.includes('peers')) {
+    log('6 against Socket.IO');
+    const r = await peerComparison(buses, prefix, targets, log);
+    take('peers', r);
+    texts.push(r.text);
+  }
+
   const durationSeconds = (nowUs() - t0) / 1e6;
   const file = writeJson(join(REPO_ROOT, 'bench-results'), { ...info, durationSeconds, loadAverageAtEnd: loadavg() }, rows, details);
-  process.stdout.write(`\n${renderTable(rows)}\n\n`);
+  process.stdout.write(`\n${renderTable(rows)}\n${texts.join('\n')}\n\n`);
   process.stdout.write(
     `ratio = value / baseline, both measured in this run. ${rows.length} rows in ${durationSeconds.toFixed(0)} s; ` +
       `load average at start ${info.loadAverageAtStart.map((x) => x.toFixed(1)).join(' ')}. JSON: ${file}\n`,

@@ -89,7 +89,7 @@ export interface Pod extends PodEndpoint {
   httpUrl(path: string): string;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
