@@ -8,8 +8,9 @@
  * - Offset of an event = the stream sequence of its message (increasing per room and
  *   cluster-wide, not consecutive). Epoch = a hash of the stream's name and `created`
  *   timestamp: it changes only when the stream was deleted and made again.
- * - append: one JetStream publish per event, pipelined; body = the payload text, headers =
- *   what the live feed needs. An event with a client id carries `Nats-Msg-Id`, so a retry
+ * - append: one JetStream publish per event, pipelined (PubAcks come back on one inbox
+ *   subscription, one timer per append call); body = the payload text, headers = what the
+ *   live feed needs. An event with a client id carries `Nats-Msg-Id`, so a retry
  *   within the stream's duplicate window gets the original sequence back (`duplicate`).
  *   After the PubAck a marked copy goes to the core subject `<prefix>.room` for Go pods.
  * - Live feed: an ordered consumer over every room subject, from the stream's end at open,
@@ -25,14 +26,14 @@ import {
   StorageType,
   jetstream,
   jetstreamManager,
+  type Consumer,
   type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
-  type PubAck,
   type StreamInfo,
 } from '@nats-io/jetstream';
-import { headers, nanos, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import { createInbox, headers, nanos, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { BusError, type HistoryLimits, type HistoryPage, type HistoryPosition, type Logger, type StoredEvent, type StreamKind } from '@retrotro/bus-core';
 import { RateLimitedLog, historyEnvelope, maskUrl, type AppendItem, type AppendOutcome, type HistoryStore } from '@retrotro/bus-core/internal';
 import { historyStreamName, historySubject, historySubjects } from './subjects.js';
@@ -72,11 +73,12 @@ const H_POD = 'Retrotro-Pod';
 const H_ROOM = 'Retrotro-Room';
 const H_USER = 'Retrotro-User';
 const H_EXCEPT = 'Retrotro-Except';
+const H_MSG_ID = 'Nats-Msg-Id';
 
 export const DEFAULT_DUPLICATE_WINDOW_S = 7_200;
 const DEFAULT_ACK_TIMEOUT_MS = 5_000;
-/** Messages per pull of a read; a read of more pulls again. */
-const READ_BATCH = 2_000;
+/** Messages per pull of a read (a read of more pulls again): one pull per page in practice. */
+const READ_BATCH = 10_000;
 /** A pull waits at most this long for messages it was told are there (trimmed meanwhile). */
 const READ_EXPIRES_MS = 2_000;
 /** position() may reuse the epoch read this recently (read() always asks the server). */
@@ -118,6 +120,27 @@ export function epochOf(info: Pick<StreamInfo, 'created'> & { config: { name: st
   return createHash('sha256').update(`${info.config.name}\n${info.created}`).digest('hex').slice(0, 16);
 }
 
+/** What a PubAck says about one stored (or recognised) message. */
+interface PubAck {
+  seq: number;
+  duplicate: boolean;
+}
+
+interface PendingAck {
+  resolve(ack: PubAck): void;
+  reject(error: Error): void;
+}
+
+/** No PubAck within the timeout: the message may or may not be stored. */
+class AckTimeoutError extends Error {
+  override readonly name = 'TimeoutError';
+}
+
+/** No stream took the message (nobody listens on the subject: the stream is gone). */
+class NoStreamError extends Error {
+  override readonly name = 'NoStreamError';
+}
+
 function errorName(e: unknown): string {
   return e instanceof Error ? e.name : '';
 }
@@ -143,6 +166,11 @@ export class JetStreamHistory implements HistoryStore {
   private readonly subjectCache = new Map<string, string>();
 
   private js: JetStreamClient | undefined;
+  /** PubAcks of our appends arrive on `<ackInbox>.<n>`, one subscription for all. */
+  private ackInbox = '';
+  private ackSub: Subscription | undefined;
+  private readonly acks = new Map<number, PendingAck>();
+  private ackCounter = 0;
   private jsm: JetStreamManager | undefined;
   private limits: HistoryLimits | undefined;
   private opening: Promise<void> | undefined;
@@ -152,7 +180,7 @@ export class JetStreamHistory implements HistoryStore {
   private resyncing: Promise<void> | undefined;
 
   // The live feed.
-  private feed: ConsumerMessages | undefined;
+  private feed: { messages: ConsumerMessages; consumer: Consumer } | undefined;
   private feedGeneration = 0;
   private restartTimer: NodeJS.Timeout | undefined;
   /** Stream sequence of the last message handed to the sink (the feed resumes after it). */
@@ -203,27 +231,57 @@ export class JetStreamHistory implements HistoryStore {
 
   async append(items: readonly AppendItem[]): Promise<AppendOutcome[]> {
     if (items.length === 0) return [];
-    const js = this.ready();
-    if (!this.host.connected) return this.host.refuse();
+    this.ready();
+    const nc = this.host.connection();
+    if (!nc || !this.host.connected) return this.host.refuse();
     const epoch = this.currentEpoch;
-    // Pipelined: every publish is on the wire before the first PubAck is awaited.
-    const acks = items.map((item) => this.publishOne(js, item));
-    const settled = await Promise.allSettled(acks);
+    // Pipelined: every publish is on the wire (written in one go by nats.js) before any PubAck.
+    const ids: number[] = [];
+    const pending: Array<Promise<PubAck>> = [];
+    for (const item of items) {
+      const id = ++this.ackCounter;
+      ids.push(id);
+      pending.push(new Promise<PubAck>((resolve, reject) => this.acks.set(id, { resolve, reject })));
+      try {
+        this.publishOne(nc, item, id);
+      } catch (e) {
+        this.failAcks(ids, e instanceof Error ? e : new Error(String(e)));
+        break;
+      }
+    }
+    const timer = setTimeout(
+      () => this.failAcks(ids, new AckTimeoutError(`no PubAck within ${this.ackTimeoutMs} ms`)),
+      this.ackTimeoutMs,
+    );
+    const settled = await Promise.allSettled(pending);
+    clearTimeout(timer);
     const outcomes: AppendOutcome[] = [];
     let failure: unknown;
-    for (let i = 0; i < items.length; i++) {
+    for (let i = 0; i < settled.length; i++) {
       const r = settled[i]!;
       if (r.status === 'rejected') {
         failure ??= r.reason;
         continue;
       }
-      const pa: PubAck = r.value;
+      const ack = r.value;
       // Stored (and on its way to every pod's live feed): Go pods get their copy too.
-      if (!pa.duplicate) this.publishCopies(items[i]!, pa.seq);
-      outcomes.push({ offset: pa.seq, epoch, duplicate: pa.duplicate });
+      if (!ack.duplicate) this.publishCopies(items[i]!, ack.seq);
+      outcomes.push({ offset: ack.seq, epoch, duplicate: ack.duplicate });
     }
-    if (failure !== undefined) throw this.appendError(failure, items);
+    if (failure !== undefined || outcomes.length !== items.length) throw this.appendError(failure, items);
     return outcomes;
+  }
+
+  /**
+   * The connection was lost: appends waiting for PubAcks fail now rather than at their
+   * timeout (the acks of a dead connection never come). Retrying is safe for events with an id.
+   */
+  connectionLost(): void {
+    if (this.acks.size === 0) return;
+    const error = new BusError('bus_unavailable', `lost the connection to ${this.host.target} before JetStream acknowledged; retry`);
+    const pending = [...this.acks.values()];
+    this.acks.clear();
+    for (const p of pending) p.reject(error);
   }
 
   async read(roomId: string, after: number, limit: number): Promise<HistoryPage> {
@@ -253,16 +311,16 @@ export class JetStreamHistory implements HistoryStore {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.restartTimer);
-    this.feedGeneration++;
-    const feed = this.feed;
-    this.feed = undefined;
-    if (feed) {
-      try {
-        feed.stop();
-      } catch {
-        // already stopped
-      }
+    const pending = [...this.acks.values()];
+    this.acks.clear();
+    for (const p of pending) p.reject(new BusError('stopped', `NATS history (${this.host.target}) was closed before JetStream acknowledged`));
+    try {
+      this.ackSub?.unsubscribe();
+    } catch {
+      // closed already
     }
+    this.feedGeneration++;
+    this.endFeed();
   }
 
   // ---- open ------------------------------------------------------------------------------
@@ -295,6 +353,10 @@ export class JetStreamHistory implements HistoryStore {
     this.jsm = jsm;
     this.js = jetstream(nc, { timeout: this.ackTimeoutMs });
     this.limits = limits;
+    if (!this.ackSub) {
+      this.ackInbox = createInbox();
+      this.ackSub = nc.subscribe(`${this.ackInbox}.*`, { callback: (_err, m) => this.onAck(m) });
+    }
     let info: StreamInfo;
     try {
       info = await this.ensureStream(jsm, limits);
@@ -385,17 +447,45 @@ export class JetStreamHistory implements HistoryStore {
 
   // ---- append ----------------------------------------------------------------------------
 
-  private publishOne(js: JetStreamClient, item: AppendItem): Promise<PubAck> {
+  private publishOne(nc: NatsConnection, item: AppendItem, ackId: number): void {
     const h: MsgHdrs = headers();
     h.set(H_POD, encodeHeaderValue(item.podId));
     h.set(H_ROOM, encodeHeaderValue(item.roomId));
     h.set(H_USER, encodeHeaderValue(item.userId));
     if (item.except !== undefined) h.set(H_EXCEPT, encodeHeaderValue(item.except));
-    return js.publish(this.subjectOf(item.roomId), item.payload, {
-      headers: h,
-      timeout: this.ackTimeoutMs,
-      ...(item.id !== undefined && { msgID: msgIdOf(item.roomId, item.userId, item.id) }),
-    });
+    if (item.id !== undefined) h.set(H_MSG_ID, msgIdOf(item.roomId, item.userId, item.id));
+    nc.publish(this.subjectOf(item.roomId), item.payload, { headers: h, reply: `${this.ackInbox}.${ackId}` });
+  }
+
+  /** One PubAck (or JetStream error, or no-responders status) for one of our publishes. */
+  private onAck(m: Msg): void {
+    const id = Number(m.subject.slice(this.ackInbox.length + 1));
+    const p = this.acks.get(id);
+    if (!p) return; // timed out or failed already
+    this.acks.delete(id);
+    if (m.data.length === 0 && m.headers?.code === 503) {
+      p.reject(new NoStreamError('no JetStream stream listens on the subject'));
+      return;
+    }
+    let r: { seq?: unknown; duplicate?: unknown; error?: { description?: string; err_code?: number } };
+    try {
+      r = JSON.parse(m.string()) as typeof r;
+    } catch (e) {
+      p.reject(new Error(`unreadable PubAck: ${why(e)}`));
+      return;
+    }
+    if (r.error) p.reject(new Error(`${r.error.description ?? 'JetStream error'} (JetStream error ${r.error.err_code ?? '?'})`));
+    else if (typeof r.seq !== 'number' || r.seq < 1) p.reject(new Error('PubAck without a sequence'));
+    else p.resolve({ seq: r.seq, duplicate: r.duplicate === true });
+  }
+
+  private failAcks(ids: readonly number[], error: Error): void {
+    for (const id of ids) {
+      const p = this.acks.get(id);
+      if (!p) continue;
+      this.acks.delete(id);
+      p.reject(error);
+    }
   }
 
   private publishCopies(item: AppendItem, offset: number): void {
@@ -420,6 +510,7 @@ export class JetStreamHistory implements HistoryStore {
     const n = items.length === 1 ? 'an event' : `${items.length} events`;
     const retry = 'retry (events with an id are not stored twice)';
     if (e instanceof BusError) return e;
+    if (e === undefined) return new BusError('publish_failed', `JetStream append of ${n} to stream ${this.streamName} failed; ${retry}`);
     if (errorName(e) === 'TimeoutError') {
       return new BusError(
         'timeout',
@@ -427,7 +518,7 @@ export class JetStreamHistory implements HistoryStore {
         { cause: e },
       );
     }
-    if (errorName(e) === 'JetStreamNotEnabled') {
+    if (errorName(e) === 'NoStreamError') {
       // No stream listens on the subject any more (deleted?): make it again, with a new epoch.
       void this.resync('an append found no stream');
       return new BusError('publish_failed', `no JetStream stream took ${n} (stream ${this.streamName} missing on ${this.host.target}); ${retry}`, {
@@ -560,15 +651,7 @@ export class JetStreamHistory implements HistoryStore {
     const js = this.ready();
     const generation = ++this.feedGeneration;
     clearTimeout(this.restartTimer);
-    const old = this.feed;
-    this.feed = undefined;
-    if (old) {
-      try {
-        old.stop();
-      } catch {
-        // already stopped
-      }
-    }
+    this.endFeed();
     this.lastDelivered = startSeq - 1;
     const consumer = await js.consumers.get(this.streamName, {
       filter_subjects: historySubjects(this.host.prefix),
@@ -586,8 +669,21 @@ export class JetStreamHistory implements HistoryStore {
       // Short pulls: a pull that found the server gone is renewed within seconds.
       expires: 5_000,
     });
-    this.feed = feed;
+    this.feed = { messages: feed, consumer };
     void this.watchFeed(feed, generation);
+  }
+
+  /** Stops the live feed and deletes its consumer (best effort: the server drops it when idle anyway). */
+  private endFeed(): void {
+    const feed = this.feed;
+    this.feed = undefined;
+    if (!feed) return;
+    try {
+      feed.messages.stop();
+    } catch {
+      // already stopped
+    }
+    feed.consumer.delete().catch(() => {});
   }
 
   private async watchFeed(feed: ConsumerMessages, generation: number): Promise<void> {

@@ -331,6 +331,8 @@ export class NatsTransport implements Transport {
 
   private lost(error: Error): void {
     this.life.lost(error);
+    // PubAcks still awaited will not come over this connection: fail those appends now.
+    this.history?.connectionLost();
   }
 
   private regained(nc: NatsConnection, server: string): void {

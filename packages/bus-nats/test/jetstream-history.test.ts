@@ -131,6 +131,27 @@ describe('the stream', () => {
     expect(a.h.epoch).toBe(b.h.epoch);
     expect(a.h.epoch).toBe(epochOf(info));
     expect(a.h.epoch).toMatch(/^[0-9a-f]{16}$/);
+    // Each pod's live feed is one consumer, deleted when the pod closes (reads leave none).
+    await a.h.read('r', 0, 10);
+    expect((await jsm.streams.info(historyStreamName(prefix))).state.consumer_count).toBe(2);
+    await Promise.all([a.t.close(), b.t.close()]);
+    await until('the consumers to go', async () => (await jsm.streams.info(historyStreamName(prefix))).state.consumer_count === 0);
+  });
+
+  it('is opened after the transport, and refuses use once closed', async () => {
+    const prefix = uniquePrefix('horder');
+    sharedStreams.add(historyStreamName(prefix));
+    const t = new NatsTransport({ servers: SHARED_NATS_URL, prefix, history: true });
+    transports.push(t);
+    await expect(t.history!.open(LIMITS)).rejects.toMatchObject({ code: 'not_started' });
+    await expect(t.history!.append([item('r', 1)])).rejects.toMatchObject({ code: 'not_started' });
+    await t.open(new Sink());
+    await t.history!.open(LIMITS);
+    await t.history!.open(LIMITS); // once is enough; again is harmless
+    expect(new NatsTransport({ prefix }).history).toBeUndefined();
+    await t.close();
+    await expect(t.history!.append([item('r', 1)])).rejects.toMatchObject({ code: 'stopped' });
+    await expect(t.history!.read('r', 0, 1)).rejects.toMatchObject({ code: 'stopped' });
   });
 
   it('is updated by an open with other limits, keeping its epoch', async () => {
@@ -403,29 +424,39 @@ describe('faults', () => {
 });
 
 describe('throughput', () => {
-  it('appends and replays fast enough', async () => {
+  it('appends and replays fast enough (warm, median of three)', async () => {
     const prefix = uniquePrefix('hperf');
     const { h } = await openHistory(prefix, { size: 20_000, ttlS: 3_600 });
     const body = 'x'.repeat(200 - JSON.stringify({ event: 'note', data: '', from: 'u1' }).length);
-    const n = 10_000;
-    let t0 = performance.now();
-    const calls = [];
-    for (let i = 0; i < n; i += 100) calls.push(h.append(Array.from({ length: 100 }, () => item('perf', body))));
-    await Promise.all(calls);
-    const appendRate = n / ((performance.now() - t0) / 1_000);
+    const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+    const appendRun = async (n: number, room: string) => {
+      const t0 = performance.now();
+      const calls = [];
+      for (let i = 0; i < n; i += 100) calls.push(h.append(Array.from({ length: 100 }, () => item(room, body))));
+      await Promise.all(calls);
+      return n / ((performance.now() - t0) / 1_000);
+    };
+    await appendRun(1_000, 'warm');
+    const appendRates = [await appendRun(3_000, 'a1'), await appendRun(3_000, 'a2'), await appendRun(10_000, 'perf')];
+    await h.read('warm', 0, 1_000);
     const rates: Record<string, number> = {};
     for (const count of [1_000, 10_000]) {
-      t0 = performance.now();
-      const page = await h.read('perf', 0, count);
-      rates[count] = count / ((performance.now() - t0) / 1_000);
-      expect(page.events).toHaveLength(count);
+      const runs = [];
+      for (let r = 0; r < 3; r++) {
+        const t0 = performance.now();
+        const page = await h.read('perf', 0, count);
+        runs.push(count / ((performance.now() - t0) / 1_000));
+        expect(page.events).toHaveLength(count);
+      }
+      rates[count] = median(runs);
     }
-    t0 = performance.now();
+    const t0 = performance.now();
     for (let i = 0; i < 20; i++) await h.read('perf', (await h.position('perf')).offset - 3, 10);
     const smallReadMs = (performance.now() - t0) / 20;
     console.log(
-      `JetStream history: append ${Math.round(appendRate)} events/s (200 B); replay ${Math.round(rates[1_000]!)} events/s (1,000), ${Math.round(rates[10_000]!)} events/s (10,000); position + small read ${smallReadMs.toFixed(2)} ms`,
+      `JetStream history: append ${Math.round(median(appendRates))} events/s (200 B, calls of 100); replay ${Math.round(rates[1_000]!)} events/s (1,000), ${Math.round(rates[10_000]!)} events/s (10,000); position + read of 3: ${smallReadMs.toFixed(2)} ms`,
     );
+    // Loose floor: the machine running the tests is shared; the numbers above are what counts.
     expect(rates[10_000]).toBeGreaterThan(20_000);
   });
 });
