@@ -665,7 +665,7 @@ export class JetStreamHistory implements HistoryStore {
     }
     const feed = await consumer.consume({
       callback: (m) => this.onLive(m, generation),
-      max_messages: 1_000,
+      max_messages: 2_000,
       // Short pulls: a pull that found the server gone is renewed within seconds.
       expires: 5_000,
     });
