@@ -9,7 +9,7 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, headers, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { BusError, BusUnavailableError, type TransportSink, type TransportState } from '@retrotro/bus-core';
 import { decodeRoom, eventFrameJson, type AppendItem, type AppendOutcome } from '@retrotro/bus-core/internal';
-import { sleep, uniquePrefix, waitFor } from '@retrotro/bus-core/testing';
+import { sleep, TcpProxy, uniquePrefix, waitFor } from '@retrotro/bus-core/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { epochOf } from '../src/jetstream-history.js';
 import { HISTORY_COPY_HEADER, NatsTransport, historyStreamName, type NatsTransportOptions } from '../src/index.js';
@@ -49,6 +49,7 @@ class Sink implements TransportSink {
 
 const transports: NatsTransport[] = [];
 const servers: TestNatsServer[] = [];
+const proxies: TcpProxy[] = [];
 const tempDirs: string[] = [];
 /** Streams on the shared server to delete at the end. */
 const sharedStreams = new Set<string>();
@@ -114,6 +115,7 @@ afterAll(async () => {
   for (const name of sharedStreams) await jsm.streams.delete(name).catch(() => {});
   await admin.close();
   await Promise.allSettled(servers.map((s) => s.dispose()));
+  await Promise.allSettled(proxies.map((p) => p.close()));
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -384,6 +386,27 @@ describe('faults', () => {
     expect(message).toContain('HISTORY_SIZE=0');
   });
 
+  it('fails an append waiting for its PubAcks as soon as the connection is lost, not at its timeout', async () => {
+    const proxy = await TcpProxy.start(Number(new URL(SHARED_NATS_URL.replace(/^nats:/, 'http:')).port || 4222));
+    proxies.push(proxy);
+    const prefix = uniquePrefix('hlost');
+    sharedStreams.add(historyStreamName(prefix));
+    const { h, sink } = await openHistory(prefix, LIMITS, { servers: `nats://127.0.0.1:${proxy.port}`, history: { ackTimeoutMs: 20_000 } });
+    proxy.blackhole(); // the publish goes nowhere, no PubAck comes back
+    const started = Date.now();
+    const pending = h.append([item('r', 'in flight', { id: 'f1' })]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    await sleep(100);
+    proxy.sever(); // now the client sees the connection go
+    const error = await pending;
+    expect(error).toMatchObject({ code: 'bus_unavailable' });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    proxy.restore();
+    await waitFor('connected again', () => sink.states.at(-1) === 'connected', 20_000);
+  });
+
   it('rejects appends at once while disconnected, and the live feed resumes in order after a server restart', async () => {
     const server = await jsServer();
     const prefix = uniquePrefix('hrestart');
@@ -420,6 +443,7 @@ describe('faults', () => {
     const page = await b.h.read('r', 0, 1_000);
     expect(page.events).toHaveLength(100);
     expect(page.complete).toBe(true);
+    expect(page.epoch).toBe(epoch); // read() asks the server: the restarted stream kept its epoch
   });
 });
 
