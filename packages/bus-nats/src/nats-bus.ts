@@ -21,6 +21,7 @@ export class NatsBus extends RelayBus {
       connectTimeoutMs: options.connectTimeoutMs,
       reconnectTimeWaitMs: options.reconnectTimeWaitMs,
       pingIntervalMs: options.pingIntervalMs,
+      history: options.history,
     });
     super({ ...options, podId, transport });
   }
