@@ -4,7 +4,11 @@
  * stream of its own) and its own rooms.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { TcpProxy } from '@retrotro/bus-core/testing';
 import { Client, ClientPool, sleep, startPod, uniqueBusPrefix, waitUntil, type Frame, type Pod } from './pods.js';
+
+const DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const NATS_URL = process.env.NATS_URL?.split(',')[0] ?? 'nats://127.0.0.1:4222';
 
 let rooms = 0;
 const room = () => `hist-${process.pid}-${Date.now().toString(36)}-${rooms++}`;
@@ -46,6 +50,7 @@ export function describeHistory(busType: 'postgres' | 'nats' | 'memory') {
     const prefix = uniqueBusPrefix(`${busType}_hist`);
     const env = { BUS_TYPE: busType, BUS_PREFIX: prefix };
     const pods: Pod[] = [];
+    const proxies: TcpProxy[] = [];
     const clients = new ClientPool();
     const connect = clients.connect;
     const pod = async (more: Record<string, string> = {}) => {
@@ -56,6 +61,7 @@ export function describeHistory(busType: 'postgres' | 'nats' | 'memory') {
     afterAll(async () => {
       clients.dropAll();
       await Promise.all(pods.map((p) => p.kill()));
+      await Promise.all(proxies.map((p) => p.close()));
     });
 
     it('acks a publish with an id once, with its offset; events carry offsets and ids; a retry is not delivered again', async () => {
@@ -208,6 +214,85 @@ export function describeHistory(busType: 'postgres' | 'nats' | 'memory') {
       expect(s.payload.recovered).toBe(true);
       const replayed = await bob2.next('event');
       expect(replayed.payload).toMatchObject({ data: 'kept', id: 'keep-1', offset: acked.payload.offset });
+    });
+
+    it('SIGKILL of the receiver\'s pod mid-stream: it rejoins on the other pod and gets every event once, in order', async () => {
+      const r = room();
+      const a = await pod();
+      const b = await pod();
+      const alice = await connect(a, 'alice');
+      await alice.join(r);
+      const bob = await connect(b, 'bob', { userId: 'bob-k' });
+      const state = await bob.join(r);
+      const n = 200;
+      const acks: Array<Promise<Frame>> = [];
+      for (let i = 0; i < n; i++) {
+        acks.push(publishAcked(alice, 'n', i, `k${i}`));
+        if (i === 60) {
+          await waitUntil('some events on bob', () => events(bob).length > 10, WAIT);
+          await b.kill(); // mid-stream
+        }
+      }
+      expect((await Promise.all(acks)).every((f) => f.type === 'ack')).toBe(true);
+      const before = events(bob);
+      const bob2 = await connect(a, 'bob', { userId: 'bob-k' });
+      const s2 = await rejoin(bob2, r, lastPosition(bob, state));
+      expect(s2.payload.recovered).toBe(true);
+      await waitUntil('the rest of the events', () => events(bob2).at(-1)?.payload.data === n - 1, WAIT);
+      await sleep(300);
+      // What the first socket got, then what the second one got: every event once, in order.
+      expect([...dataOf(before), ...dataOf(events(bob2))]).toEqual([...Array(n).keys()]);
+    });
+
+    it('broker lost while publishing: nothing acknowledged is lost, the rest get retryable errors', async () => {
+      const r = room();
+      const target = new URL(busType === 'postgres' ? DATABASE_URL : NATS_URL);
+      const proxy = await TcpProxy.start(Number(target.port), target.hostname);
+      proxies.push(proxy);
+      const urlVar = busType === 'postgres' ? 'DATABASE_URL' : 'NATS_URL';
+      target.hostname = '127.0.0.1';
+      target.port = String(proxy.port);
+      const a = await pod({ [urlVar]: target.toString() });
+      const b = await pod();
+      const alice = await connect(a, 'alice');
+      const state = await alice.join(r);
+      const n = 120;
+      for (let i = 0; i < n; i++) {
+        alice.send('publish', { event: 'n', data: i, id: `c${i}` });
+        if (i === 40) proxy.sever(1_000); // pod A loses its broker mid-burst, for a second
+        if (i % 10 === 0) await sleep(20);
+      }
+      const answers = () => alice.frames.filter((f) => (f.type === 'ack' || f.type === 'error') && typeof f.payload.id === 'string');
+      await waitUntil('an ack or an error for each publish', () => answers().length >= n, 60_000);
+      await sleep(300);
+      const outcomes = answers();
+      expect(new Set(outcomes.map((f) => f.payload.id)).size).toBe(n); // exactly one answer each
+      expect(outcomes).toHaveLength(n);
+      for (const f of outcomes.filter((o) => o.type === 'error')) expect(f.payload).toMatchObject({ code: 'relay_failed', retryable: true });
+      const acked = outcomes.filter((o) => o.type === 'ack').map((o) => Number((o.payload.id as string).slice(1)));
+      expect(acked.length).toBeGreaterThan(0);
+      // A client that comes back with a position before them gets every acknowledged event, once, in order.
+      const carol = await connect(b, 'carol');
+      const s = await rejoin(carol, r, { offset: 0, epoch: state.payload.position.epoch });
+      expect(s.payload.recovered).toBe(true);
+      await waitUntil('the replay', () => acked.every((i) => dataOf(events(carol)).includes(i)), WAIT);
+      const got = dataOf(events(carol)) as number[];
+      expect(new Set(got).size).toBe(got.length);
+      expect(offsetsOf(events(carol))).toEqual([...offsetsOf(events(carol))].sort((x, y) => x - y));
+    });
+
+    it('a 20 KB event is stored and relayed whole', async () => {
+      const r = room();
+      const a = await pod();
+      const b = await pod();
+      const alice = await connect(a, 'alice');
+      await alice.join(r);
+      const bob = await connect(b, 'bob');
+      await bob.join(r);
+      const text = 'é€'.repeat(5_000);
+      await publishAcked(alice, 'big', { text }, 'big-1');
+      const e = await bob.next('event', (f) => f.payload.event === 'big', WAIT);
+      expect(e.payload.data.text).toBe(text);
     });
 
     it('two publishers on two pods at once: one strictly increasing order, the same on every socket', async () => {

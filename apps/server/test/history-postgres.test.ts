@@ -1,0 +1,3 @@
+import { describeHistory } from './support/history-suite.js';
+
+describeHistory('postgres');
