@@ -16,7 +16,9 @@ import { startCluster, stopCluster, type Cluster } from './workloads/cluster.js'
 import { fanOut, FLOW_DEFAULTS, FLOW_TRIALS } from './workloads/fan-out.js';
 import { pacedLatency, PACED_OPTIONS } from './workloads/paced.js';
 import { scale, SCALE_OPTIONS } from './workloads/scale.js';
-import { peerComparison, PEER_OPTIONS } from './workloads/peers.js';
+import { peerComparison, PEER_OPTIONS, type PeerCase } from './workloads/peers.js';
+import { historyWorkload, HISTORY_OPTIONS } from './workloads/history.js';
+import { cleanUp } from './cleanup.js';
 
 const WORKLOADS = ['ceiling', 'e2e', 'fanout', 'paced', 'scale', 'peers', 'history', 'curves'] as const;
 type Workload = (typeof WORKLOADS)[number];
@@ -73,6 +75,7 @@ async function main(): Promise<void> {
     paced: PACED_OPTIONS,
     scale: SCALE_OPTIONS,
     peers: PEER_OPTIONS,
+    history: HISTORY_OPTIONS,
     workloads,
     buses,
   });
@@ -132,12 +135,24 @@ async function main(): Promise<void> {
     take('scale', await scale(buses, prefix, targets));
   }
 
+  let peerCases: PeerCase[] = [];
   if (workloads.includes('peers')) {
     log('6 against Socket.IO');
     const r = await peerComparison(buses, prefix, targets, log);
     take('peers', r);
     texts.push(r.text);
+    peerCases = r.details.cases;
   }
+
+  if (workloads.includes('history')) {
+    log('7 history');
+    const r = await historyWorkload(buses, prefix, targets, log, peerCases);
+    take('history', r);
+    texts.push(`\n${r.text}`);
+  }
+
+  const left = await cleanUp(prefix, targets);
+  if (left.tables + left.streams > 0) log(`removed this run's ${left.tables} PostgreSQL tables and ${left.streams} JetStream streams`);
 
   const durationSeconds = (nowUs() - t0) / 1e6;
   const file = writeJson(join(REPO_ROOT, 'bench-results'), { ...info, durationSeconds, loadAverageAtEnd: loadavg() }, rows, details);

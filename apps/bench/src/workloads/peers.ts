@@ -22,6 +22,8 @@ const env = (name: string, fallback: number) => Number(process.env[name] ?? fall
 
 export const PEER_OPTIONS = {
   events: env('BENCH_PEER_EVENTS', 20_000),
+  /** Untimed events each peer gets before its first trial. */
+  warmupEvents: 2_000,
   receivers: 20,
   trials: env('BENCH_PEER_TRIALS', 3),
   /** A trial stops sending after this long (a slow peer at 10 KB); what it sent is still checked. */
@@ -96,7 +98,7 @@ export function summarizePeer(spec: PeerSpec, trials: PeerTrial[]): PeerSummary 
   };
 }
 
-async function peerTrial(pair: [PeerProcess, PeerProcess], eventBytes: number, label: string, o: FixedLoopOptions): Promise<PeerTrial> {
+export async function peerTrial(pair: [PeerProcess, PeerProcess], eventBytes: number, label: string, o: FixedLoopOptions): Promise<PeerTrial> {
   const [a, b] = pair;
   const roomId = freshRoom(label);
   let receivers: Receiver[] = [];
@@ -152,6 +154,12 @@ export async function startPeers(specs: PeerSpec[], prefix: string, targets: Ben
   return { started, unavailable };
 }
 
+/** One short untimed run per peer first: JIT, pools and connections warm, for every peer alike. */
+export async function warmUp(started: StartedPeer[], bus: BusKind): Promise<void> {
+  for (const p of started)
+    await peerTrial(p.pair, 200, `vw-${p.spec.id}-${bus[0]}`, { ...PEER_OPTIONS, events: PEER_OPTIONS.warmupEvents, window: windowFor(200) });
+}
+
 /** Runs `run` for every peer, `trials` rounds, interleaved (peer 1, 2, 3, then again). */
 export async function interleavedPeers<T>(peers: StartedPeer[], trials: number, run: (p: StartedPeer, t: number) => Promise<T>) {
   const out: Record<string, T[]> = Object.fromEntries(peers.map((p) => [p.spec.id, []]));
@@ -182,6 +190,7 @@ export async function peerComparison(buses: readonly BusKind[], prefix: string, 
     const { started, unavailable: missing } = await startPeers(peerSpecs(bus), `${prefix}_v`, targets, log);
     unavailable[bus] = missing;
     try {
+      await warmUp(started, bus);
       for (const eventBytes of PEER_OPTIONS.sizes) {
         log(`6 vs Socket.IO: ${bus}, ${sizeName(eventBytes)}, ${started.map((p) => p.spec.id).join(' / ')}`);
         const o: FixedLoopOptions = { ...PEER_OPTIONS, window: windowFor(eventBytes) };
