@@ -4,6 +4,7 @@
  *
  * Options: --only=ceiling,e2e,fanout,paced,scale   --bus=postgres,nats
  */
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { BUSES, loadTargets, runPrefix, type BusKind } from './config.js';
@@ -19,6 +20,11 @@ import { scale, SCALE_OPTIONS } from './workloads/scale.js';
 import { peerComparison, PEER_OPTIONS, type PeerCase } from './workloads/peers.js';
 import { historyWorkload, HISTORY_OPTIONS } from './workloads/history.js';
 import { cleanUp } from './cleanup.js';
+import { curves, curvesText, writeCurves, CURVES_OPTIONS, type CurvesResult } from './workloads/curves.js';
+import { writeCurveCharts } from './charts.js';
+
+const chartSubtitle = (startedAt: string, rate: number) =>
+  `pnpm bench -- --only=curves, ${startedAt.slice(0, 10)}, 2-core machine, ${rate.toLocaleString('en-US')} deliveries/s, 200 B events`;
 
 const WORKLOADS = ['ceiling', 'e2e', 'fanout', 'paced', 'scale', 'peers', 'history', 'curves'] as const;
 type Workload = (typeof WORKLOADS)[number];
@@ -64,6 +70,15 @@ function log(message: string): void {
 }
 
 async function main(): Promise<void> {
+  // --charts-from=<curves JSON>: draws docs/bench/*.png again from a finished run, and stops.
+  const chartsFrom = arg('charts-from')?.[0];
+  if (chartsFrom) {
+    const r = JSON.parse(readFileSync(chartsFrom, 'utf8')) as CurvesResult;
+    const startedAt = /(\d{4}-\d\d-\d\d)/.exec(chartsFrom)?.[1] ?? '';
+    const files = await writeCurveCharts(join(REPO_ROOT, 'docs/bench'), r, chartSubtitle(startedAt, r.options.deliveriesPerSec));
+    process.stdout.write(`${files.join('\n')}\n`);
+    return;
+  }
   const workloads = choose<Workload>('only', WORKLOADS, DEFAULT_WORKLOADS);
   const buses = choose<BusKind>('bus', BUSES);
   const targets = loadTargets();
@@ -76,6 +91,7 @@ async function main(): Promise<void> {
     scale: SCALE_OPTIONS,
     peers: PEER_OPTIONS,
     history: HISTORY_OPTIONS,
+    curves: CURVES_OPTIONS,
     workloads,
     buses,
   });
@@ -149,6 +165,16 @@ async function main(): Promise<void> {
     const r = await historyWorkload(buses, prefix, targets, log, peerCases);
     take('history', r);
     texts.push(`\n${r.text}`);
+  }
+
+  if (workloads.includes('curves')) {
+    log('8 scale curves');
+    const r = await curves(buses, prefix, targets, log);
+    details.curves = r;
+    texts.push(curvesText(r));
+    const file = writeCurves(join(REPO_ROOT, 'bench-results'), info.startedAt, r);
+    const charts = await writeCurveCharts(join(REPO_ROOT, 'docs/bench'), r, chartSubtitle(info.startedAt, r.options.deliveriesPerSec));
+    texts.push(`curves: ${file}; charts: ${charts.map((c) => c.slice(REPO_ROOT.length)).join(', ')}`);
   }
 
   const left = await cleanUp(prefix, targets);
