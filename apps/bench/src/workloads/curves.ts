@@ -145,15 +145,15 @@ async function runPoint(
     const perRoomCapacity = Math.ceil(maxEvents / rooms) + 1;
     const trackers = sockets.map((room) => room.slice(1).map(() => new SeqTracker(perRoomCapacity)));
     let delivered = 0;
-    sockets.forEach((room, r) =>
+    sockets.forEach((room, r) => {
       room.slice(1).forEach((s, j) => {
         const tracker = trackers[r]![j]!;
         s.ws.on('message', (data: Buffer) => {
           const seq = parseEvent(data);
           if (seq >= 0 && tracker.record(seq)) delivered++;
         });
-      }),
-    );
+      });
+    });
     const pad = 'x'.repeat(Math.max(1, o.eventBytes - 150));
     let sent = 0;
     const send = () => {
