@@ -12,14 +12,7 @@
  * transport's `room` stream, so chunk frames and whole messages of one node keep one order.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  BusUnavailableError,
-  BusError,
-  type Logger,
-  type Transport,
-  type TransportSink,
-  type TransportState,
-} from '@retrotro/bus-core';
+import { BusUnavailableError, BusError, type Logger, type Transport, type TransportSink, type TransportState } from '@retrotro/bus-core';
 import { Backoff, ChunkAssembler, RateLimitedLog, parseChunk, splitIntoChunks } from '@retrotro/bus-core/internal';
 import { BROADCAST_TARGET, decodeBody, encodeMessage, headerOf, parseHeader } from './codec.js';
 
@@ -198,9 +191,7 @@ export class BusLink {
       if (payload.length * 3 > max && Buffer.byteLength(payload) > max) {
         this.stats.chunked++;
         const frames = splitIntoChunks(this.nodeId, ++this.msgId, 'room', payload, max);
-        sent = t.publishBatch
-          ? t.publishBatch('room', frames)
-          : Promise.all(frames.map((f) => t.publish('room', f))).then(() => undefined);
+        sent = t.publishBatch ? t.publishBatch('room', frames) : Promise.all(frames.map((f) => t.publish('room', f))).then(() => undefined);
       } else {
         sent = t.publish('room', payload);
       }
