@@ -14,6 +14,7 @@ import { BusLink } from './link.js';
 
 export { BusAdapter, type ClusterTimingOptions } from './adapter.js';
 export type { LinkStats } from './link.js';
+export { trackPresence, type TrackPresenceOptions } from './presence.js';
 
 /** The suffix added to the bus prefix, so adapter traffic never meets a RelayBus's of the same prefix. */
 export const PREFIX_SUFFIX = '_sio';

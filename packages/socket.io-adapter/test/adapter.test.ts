@@ -1,15 +1,16 @@
 /**
  * In-process tests over bus-core's MemoryTransport: the codec, chunking, own echoes,
- * malformed messages, a broker down at start and a lost connection.
+ * malformed messages, a broker down at start, a lost connection, and trackPresence.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { MemoryBroker, MemoryTransport, silentLogger, type Logger } from '@retrotro/bus-core';
+import { MemoryBroker, MemoryTransport, PresenceTracker, RelayBus, silentLogger, type Logger } from '@retrotro/bus-core';
+import { RecordingHub } from '@retrotro/bus-core/testing';
 import { Server } from 'socket.io';
 import { io as connectClient, type Socket } from 'socket.io-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeBody, encodeMessage, hasBinary, headerOf, parseHeader } from '../src/codec.js';
-import { type BusAdapter, adapterPrefix, createAdapter } from '../src/index.js';
+import { type BusAdapter, adapterPrefix, createAdapter, trackPresence } from '../src/index.js';
 import { waitFor } from './support/cluster.js';
 
 describe('codec', () => {
@@ -207,5 +208,52 @@ describe('over MemoryTransport', () => {
     // ADAPTER_CLOSE: forgotten at once, not after the heartbeat timeout.
     await waitFor('b forgotten at once', async () => (await serverCount(a)) === 1, 300);
     expect(b.transports).toHaveLength(1);
+  });
+});
+
+describe('trackPresence (optional, over PresenceTracker and a memory RelayBus)', () => {
+  it('counts users, not sockets: one join for two tabs, grace for a dropped connection, none for a deliberate one', async () => {
+    const broker = new MemoryBroker();
+    const hub = new RecordingHub();
+    const bus = new RelayBus({ transport: new MemoryTransport(broker), heartbeatMs: 50, ttlMs: 200, syncWindowMs: 10 });
+    await bus.start(hub);
+    const tracker = new PresenceTracker({ bus, graceMs: 300 });
+    const httpServer = createServer();
+    const io = new Server(httpServer, { transports: ['websocket'] });
+    trackPresence(io.of('/'), { tracker, participant: (s) => s.handshake.auth.user });
+    io.on('connection', (socket) => socket.join('retro'));
+    await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', r));
+    const port = (httpServer.address() as AddressInfo).port;
+    const open = async (userId: string) => {
+      const s = connectClient(`http://127.0.0.1:${port}`, {
+        transports: ['websocket'],
+        forceNew: true,
+        reconnection: false,
+        auth: { user: { userId, userName: userId } },
+      });
+      await new Promise<void>((r) => s.once('connect', () => r()));
+      return s;
+    };
+    try {
+      const tab1 = await open('alice');
+      const tab2 = await open('alice');
+      await waitFor('alice present', () => bus.isUserInRoom('retro', 'alice'));
+      expect(tracker.connections('retro', 'alice')).toBe(2);
+      tab1.disconnect(); // deliberate, but she has another tab
+      await waitFor('one tab left', () => tracker.connections('retro', 'alice') === 1);
+      tab2.io.engine.close(); // a dropped connection: grace
+      await waitFor('pending', () => tracker.isPending('retro', 'alice'));
+      expect(bus.isUserInRoom('retro', 'alice')).toBe(true);
+      await waitFor('gone after the grace', () => !bus.isUserInRoom('retro', 'alice'), 2_000);
+      const bob = await open('bob');
+      await waitFor('bob present', () => bus.isUserInRoom('retro', 'bob'));
+      bob.disconnect(); // deliberate and last: at once
+      await waitFor('bob gone at once', () => !bus.isUserInRoom('retro', 'bob') && !tracker.isPending('retro', 'bob'), 250);
+      expect(hub.joined.map((j) => j.userId)).toEqual(['alice', 'bob']);
+    } finally {
+      await tracker.closeAll();
+      await io.close();
+      await bus.stop();
+    }
   });
 });
