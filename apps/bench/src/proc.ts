@@ -43,9 +43,13 @@ export function resetPeak(pid: number): boolean {
  * Peak resident memory (MiB) of each process while `run` runs: VmHWM after a reset, and
  * sampled VmRSS every 50 ms, whichever is larger (the sample covers a refused reset).
  */
-export async function withPeakMemory<T>(pids: number[], run: () => Promise<T>): Promise<{ result: T; peakMiB: number[]; hwmReset: boolean }> {
+export async function withPeakMemory<T>(
+  pids: number[],
+  run: () => Promise<T>,
+): Promise<{ result: T; peakMiB: number[]; startMiB: number[]; hwmReset: boolean }> {
   const reset = pids.map(resetPeak).every(Boolean);
   const sampled = pids.map((p) => statusKb(p, 'VmRSS'));
+  const startMiB = sampled.map((kb) => kb / 1024);
   const timer = setInterval(() => {
     pids.forEach((p, i) => {
       const v = statusKb(p, 'VmRSS');
@@ -58,7 +62,7 @@ export async function withPeakMemory<T>(pids: number[], run: () => Promise<T>): 
       const hwm = reset ? statusKb(p, 'VmHWM') : NaN;
       return Math.max(Number.isFinite(hwm) ? hwm : 0, sampled[i]!) / 1024;
     });
-    return { result, peakMiB: peak, hwmReset: reset };
+    return { result, peakMiB: peak, startMiB, hwmReset: reset };
   } finally {
     clearInterval(timer);
   }

@@ -48,13 +48,11 @@ async function makeAdapter(): Promise<{ adapter: unknown; close: () => Promise<v
     }
     case 'retrotro-postgres':
     case 'retrotro-nats': {
-      // Loaded by name: the package is one more peer once it is in the workspace.
-      const name = '@retrotro/socket.io-adapter';
-      const { createAdapter } = (await import(name)) as { createAdapter: (o: unknown) => unknown };
+      const { createAdapter } = await import('@retrotro/socket.io-adapter');
       const bus =
         kind === 'retrotro-postgres'
-          ? { type: 'postgres', connectionString: env.DATABASE_URL, prefix }
-          : { type: 'nats', servers: env.NATS_URL, prefix };
+          ? { type: 'postgres' as const, connectionString: env.DATABASE_URL ?? '', prefix }
+          : { type: 'nats' as const, servers: env.NATS_URL ?? '', prefix };
       return { adapter: createAdapter({ bus }), close: async () => {} };
     }
     default:

@@ -42,6 +42,8 @@ export interface PeerTrial extends FixedLoopResult {
   cpuUsPerDelivery: { a: number; b: number };
   /** Peak resident memory (MiB) of A and B during the trial. */
   peakMiB: [number, number];
+  /** Resident memory (MiB) of A and B when the trial started: peak - start is what the trial added. */
+  startMiB: [number, number];
   hwmReset: boolean;
   cpuBudget?: CpuBudget;
   /** Errors the Socket.IO nodes' adapters reported during the trial (ours: 0, their senders are told). */
@@ -58,6 +60,8 @@ export interface PeerSummary {
   p99Spread: [number, number];
   peakMiB: number;
   peakSpread: [number, number];
+  /** Median of (peak - resident at start), A+B: the memory the trial itself took. */
+  growthMiB: number;
   cpuUsPerDelivery: number;
   integrity: Integrity;
   cuts: number;
@@ -85,6 +89,7 @@ export function summarizePeer(spec: PeerSpec, trials: PeerTrial[]): PeerSummary 
     p99Spread: range(trials.map((t) => t.latency.p99)),
     peakMiB: m((t) => t.peakMiB[0] + t.peakMiB[1]),
     peakSpread: range(trials.map((t) => t.peakMiB[0] + t.peakMiB[1])),
+    growthMiB: m((t) => t.peakMiB[0] + t.peakMiB[1] - t.startMiB[0] - t.startMiB[1]),
     cpuUsPerDelivery: m((t) => t.cpuUsPerDelivery.a + t.cpuUsPerDelivery.b),
     integrity: trials.reduce((s, t) => addIntegrity(s, t.integrity), noFaults()),
     cuts: sum((t) => t.cuts),
@@ -113,13 +118,14 @@ export async function peerTrial(pair: [PeerProcess, PeerProcess], eventBytes: nu
       (r) => r.result.result.deliveries,
     );
     const errorsAfter = (await adapterErrors(a)) + (await adapterErrors(b));
-    const { result: cpu, peakMiB, hwmReset } = inner;
+    const { result: cpu, peakMiB, startMiB, hwmReset } = inner;
     const r = cpu.result;
     const per = (sec: number) => (sec * 1e6) / Math.max(1, r.deliveries);
     return {
       ...r,
       cpuUsPerDelivery: { a: per(cpu.cpuSeconds[0]!), b: per(cpu.cpuSeconds[1]!) },
       peakMiB: [peakMiB[0]!, peakMiB[1]!],
+      startMiB: [startMiB[0]!, startMiB[1]!],
       hwmReset,
       ...(budget && { cpuBudget: budget }),
       adapterErrors: errorsAfter - errorsBefore,
@@ -139,9 +145,10 @@ export interface StartedPeer {
 export async function startPeers(specs: PeerSpec[], prefix: string, targets: BenchTargets, log: (m: string) => void) {
   const started: StartedPeer[] = [];
   const unavailable: Record<string, string> = {};
-  for (const spec of specs) {
+  for (const [i, spec] of specs.entries()) {
     try {
-      const short = `${prefix}_${spec.id.replace(/[^a-z0-9]/g, '')}${spec.bus[0]}`;
+      // Short: the Socket.IO adapter of ours allows 36 characters (it appends `_sio`).
+      const short = `${prefix}${i}${spec.bus[0]}`;
       started.push({ spec, pair: await startPeerPair(spec, short, targets) });
     } catch (e) {
       // The message lines, not the stack: what a reader needs to know why.
