@@ -342,6 +342,7 @@ function peerText(
           'reord',
           'cuts/recov (events)',
           'peak MiB A+B',
+          'peak-start MiB',
           'pod CPU us/deliv',
           'relay_failed',
           'adapter err',
@@ -359,6 +360,7 @@ function peerText(
           String(s.integrity.reordered),
           `${s.cuts}/${s.recoveries} (${s.recoveredEvents})`,
           fmt(s.peakMiB),
+          fmt(s.growthMiB),
           fmt(s.cpuUsPerDelivery),
           s.spec.kind === 'ours' ? String(s.relayFailed) : 'n/a',
           s.spec.kind === 'sio' ? String(s.adapterErrors) : 'n/a',
@@ -371,7 +373,7 @@ function peerText(
       for (const o of subjects) {
         out.push(
           `  ${o.spec.id} / ${base.spec.id}: deliveries/s ${ratio(o.deliveriesPerSec, base.deliveriesPerSec)}, p99 ${ratio(o.p99, base.p99)}, ` +
-            `lost ${o.integrity.lost} vs ${base.integrity.lost}, reordered ${o.integrity.reordered} vs ${base.integrity.reordered}, peak memory ${ratio(o.peakMiB, base.peakMiB)}`,
+            `lost ${o.integrity.lost} vs ${base.integrity.lost}, reordered ${o.integrity.reordered} vs ${base.integrity.reordered}, peak memory ${ratio(o.peakMiB, base.peakMiB)} (peak-start ${ratio(o.growthMiB, base.growthMiB)})`,
         );
       }
     }
