@@ -44,6 +44,20 @@ export function peerSpecs(bus: BusKind): PeerSpec[] {
   return [ours(1000), ours(0), community, retrotro];
 }
 
+/**
+ * BENCH_PEER_POD_ENV=K=V,K=V: more environment for our pods in workload 6, e.g.
+ * WS_MAX_BUFFERED_BYTES=16384 to see receivers cut as slow consumers and recover.
+ */
+function extraPodEnv(): Record<string, string> {
+  const raw = process.env.BENCH_PEER_POD_ENV ?? '';
+  return Object.fromEntries(
+    raw
+      .split(',')
+      .filter((kv) => kv.includes('='))
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
+}
+
 export interface PeerProcess {
   endpoint: PeerEndpoint;
   proc: ChildProcess;
@@ -117,7 +131,7 @@ export async function startPeerPair(spec: PeerSpec, prefix: string, targets: Ben
   const started = await Promise.allSettled(
     names.map(async (name): Promise<PeerProcess> => {
       if (spec.kind === 'sio') return startSioNode(name, spec.sioAdapter!, prefix, targets);
-      const pod = await startPod(name, { busType: spec.bus, prefix, targets, historySize: spec.historySize ?? 0 });
+      const pod = await startPod(name, { busType: spec.bus, prefix, targets, historySize: spec.historySize ?? 0, env: extraPodEnv() });
       return { endpoint: { kind: 'ours', name, port: pod.port }, proc: pod.proc, pid: pod.proc.pid!, output: pod.output, httpUrl: pod.httpUrl };
     }),
   );

@@ -14,7 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
-import { nowUs } from '../clock.js';
+import { nowUs, sleep } from '../clock.js';
 import { podWsUrl } from '../pods.js';
 import { issueToken } from '../token.js';
 import { NOT_EVENT, parseEvent, parsedSentUs, PROBE } from './ws.js';
@@ -175,10 +175,21 @@ export class OursReceiver implements Receiver {
         if (this.closing) return;
         this.cuts++;
         this.cutCodes.push(code);
-        // Back as the same user, asking for what it missed.
-        this.connect().catch(() => undefined);
+        void this.reconnect();
       });
     });
+  }
+
+  /** Back as the same user, asking for what it missed; retried (a pod may be busy) for about 10 s. */
+  private async reconnect(): Promise<void> {
+    for (let attempt = 0; attempt < 30 && !this.closing; attempt++) {
+      try {
+        await this.connect();
+        return;
+      } catch {
+        await sleep(Math.min(500, 10 * 2 ** attempt));
+      }
+    }
   }
 
   listen(handler: DeliveryHandler | undefined): void {
