@@ -15,18 +15,17 @@
  * half a second of deliveries ahead of what arrived; after a warm-up it reads the pods' CPU
  * (/proc) over `measureMs`, then drains and checks every delivery.
  */
+import { type ChildProcess, fork } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import WebSocket from 'ws';
-import { parseEvent } from '../clients/ws.js';
+import { fileURLToPath } from 'node:url';
 import type { BenchTargets, BusKind } from '../config.js';
-import { nowUs, sleep, waitFor } from '../clock.js';
-import { raiseFdLimit } from '../fd-limit.js';
-import { podWsUrl, startPods, stopPods, type Pod } from '../pods.js';
+import { nowUs, sleep } from '../clock.js';
+import type { CurveGo, CurveJob, FromCurveClient } from '../curves/client.js';
+import { startPods, stopPods, stopProcess, track } from '../pods.js';
 import { pidCpuSeconds } from '../proc.js';
-import { SeqTracker, sumIntegrity, addIntegrity, noFaults, type Integrity } from '../stats.js';
-import { issueToken } from '../token.js';
-import { randomUUID } from 'node:crypto';
+import { raiseFdLimit } from '../fd-limit.js';
+import { addIntegrity, noFaults, type Integrity } from '../stats.js';
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const list = (name: string, fallback: number[]) => (process.env[name] ? process.env[name]!.split(',').map(Number) : fallback);
@@ -70,37 +69,53 @@ export interface CurvePoint {
   meanPodCpuUsPerDelivery: number;
   /** Seconds to open and join every socket. */
   setupSeconds: number;
+  /** Client processes that held the sockets (at most 10,000 each). */
+  clientProcesses: number;
   integrity: Integrity;
   closedSockets: number;
 }
 
-interface Socket {
-  ws: WebSocket;
-  closed: boolean;
-}
+const CLIENT_MAIN = fileURLToPath(new URL('../curves/client.js', import.meta.url));
+/** Sockets one client process holds at most (a process's open-file limit is 20,000 here). */
+const SOCKETS_PER_CLIENT = 10_000;
 
-async function openSocket(pod: Pod, roomId: string, token: string): Promise<Socket> {
-  const ws = new WebSocket(podWsUrl(pod, token), { perMessageDeflate: false });
-  const s: Socket = { ws, closed: false };
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no room_state from ${pod.name} within 20 s`)), 20_000);
-    ws.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    ws.once('open', () => ws.send(JSON.stringify({ type: 'join_room', payload: { roomId } })));
-    const onMessage = (data: Buffer) => {
-      if (data.toString('latin1', 0, 20) === '{"type":"room_state"') {
-        clearTimeout(timer);
-        ws.off('message', onMessage);
-        resolve();
-      }
-    };
-    ws.on('message', onMessage);
-  });
-  ws.on('error', () => {});
-  ws.on('close', () => (s.closed = true));
-  return s;
+/** A forked client process and its next message. */
+class Client {
+  private readonly inbox: FromCurveClient[] = [];
+  private waiting: ((m: FromCurveClient) => void) | undefined;
+  readonly proc: ChildProcess;
+
+  constructor() {
+    this.proc = track(fork(CLIENT_MAIN, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    this.proc.on('message', (m: FromCurveClient) => this.deliver(m));
+    this.proc.on('exit', (code) => this.deliver({ type: 'error', message: `curve client exited (${code})` }));
+  }
+
+  private deliver(m: FromCurveClient): void {
+    const w = this.waiting;
+    this.waiting = undefined;
+    if (w) w(m);
+    else this.inbox.push(m);
+  }
+
+  async next<T extends FromCurveClient['type']>(type: T, timeoutMs: number): Promise<Extract<FromCurveClient, { type: T }>> {
+    const m =
+      this.inbox.shift() ??
+      (await new Promise<FromCurveClient>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`curve client: no '${type}' within ${timeoutMs} ms`)), timeoutMs);
+        this.waiting = (msg) => {
+          clearTimeout(timer);
+          resolve(msg);
+        };
+      }));
+    if (m.type === 'error') throw new Error(m.message);
+    if (m.type !== type) throw new Error(`curve client: expected '${type}', got '${m.type}'`);
+    return m as Extract<FromCurveClient, { type: T }>;
+  }
+
+  send(m: CurveJob | CurveGo): void {
+    this.proc.send(m);
+  }
 }
 
 /** One point: `rooms` rooms of `perRoom` sockets over `pods` pods. */
@@ -121,93 +136,66 @@ async function runPoint(
     historySize,
     env: { MAX_ROOMS_PER_POD: String(rooms + 10), MAX_PARTICIPANTS_PER_ROOM: String(perRoom + 10) },
   });
-  const sockets: Socket[][] = Array.from({ length: rooms }, () => []);
+  const clientCount = Math.ceil((rooms * perRoom) / SOCKETS_PER_CLIENT);
+  const clients = Array.from({ length: clientCount }, () => new Client());
   try {
-    const t0 = nowUs();
+    const receivers = perRoom - 1;
+    const eventsPerSec = o.deliveriesPerSec / receivers;
     const label = `c${Date.now().toString(36)}`;
-    const tokens = Array.from({ length: rooms }, (_, r) => issueToken(`room${r}`, randomUUID()));
-    const jobs: Array<[number, number]> = [];
-    for (let r = 0; r < rooms; r++) for (let j = 0; j < perRoom; j++) jobs.push([r, j]);
-    for (let i = 0; i < jobs.length; i += o.openConcurrency) {
-      const batch = jobs.slice(i, i + o.openConcurrency);
-      const opened = await Promise.all(batch.map(([r, j]) => openSocket(pods[(r + j) % podCount]!, `${label}-${r}`, tokens[r]!)));
-      batch.forEach(([r, j], k) => {
-        sockets[r]![j] = opened[k]!;
+    clients.forEach((c, k) => {
+      const mine = Array.from({ length: rooms }, (_, r) => r).filter((r) => r % clientCount === k);
+      c.send({
+        type: 'job',
+        pods: pods.map((p) => ({ name: p.name, port: p.port })),
+        label,
+        rooms: mine,
+        perRoom,
+        eventsPerSec: (eventsPerSec * mine.length) / rooms,
+        eventBytes: o.eventBytes,
+        openConcurrency: o.openConcurrency,
       });
-    }
-    const setupSeconds = (nowUs() - t0) / 1e6;
+    });
+    const ready = await Promise.all(clients.map((c) => c.next('ready', 180_000)));
+    const setupSeconds = Math.max(...ready.map((r) => r.setupSeconds));
     await sleep(300); // presence settles
 
-    const receiversPerRoom = perRoom - 1;
-    const eventsPerSec = o.deliveriesPerSec / receiversPerRoom;
-    const totalMs = o.warmupMs + o.measureMs;
-    const maxEvents = Math.ceil((eventsPerSec * (totalMs + 1_000)) / 1000);
-    const perRoomCapacity = Math.ceil(maxEvents / rooms) + 1;
-    const trackers = sockets.map((room) => room.slice(1).map(() => new SeqTracker(perRoomCapacity)));
-    let delivered = 0;
-    sockets.forEach((room, r) => {
-      room.slice(1).forEach((s, j) => {
-        const tracker = trackers[r]![j]!;
-        s.ws.on('message', (data: Buffer) => {
-          const seq = parseEvent(data);
-          if (seq >= 0 && tracker.record(seq)) delivered++;
-        });
-      });
-    });
-    const pad = 'x'.repeat(Math.max(1, o.eventBytes - 150));
-    let sent = 0;
-    const send = () => {
-      const r = sent % rooms;
-      const seq = Math.floor(sent / rooms);
-      sockets[r]![0]!.ws.send(`{"type":"publish","payload":{"event":"b","data":"${seq}.${nowUs()}.${pad}"}}`);
-      sent++;
+    const startUs = nowUs() + 100_000;
+    const markUs = startUs + o.warmupMs * 1000;
+    const endUs = markUs + o.measureMs * 1000;
+    for (const c of clients) c.send({ type: 'go', startUs, markUs, endUs, drainMs: o.drainMs });
+    const reports = Promise.all(clients.map((c) => c.next('report', o.warmupMs + o.measureMs + o.drainMs + 30_000)));
+    const cpuAt = async (us: number) => {
+      while (nowUs() < us) await sleep(Math.max(0, Math.min(50, (us - nowUs()) / 1000 - 1)));
+      return pods.map((p) => pidCpuSeconds(p.proc.pid!));
     };
-    const start = nowUs();
-    let mark: { t: number; delivered: number; cpu: number[] } | undefined;
-    let end: { t: number; delivered: number; cpu: number[] } | undefined;
-    const snapshot = () => ({ t: nowUs(), delivered, cpu: pods.map((p) => pidCpuSeconds(p.proc.pid!)) });
-    const aheadLimit = o.deliveriesPerSec / 2;
-    while (!end) {
-      const elapsedMs = (nowUs() - start) / 1000;
-      if (!mark && elapsedMs >= o.warmupMs) mark = snapshot();
-      if (elapsedMs >= totalMs) {
-        end = snapshot();
-        break;
-      }
-      const due = Math.min(maxEvents, Math.floor((elapsedMs / 1000) * eventsPerSec));
-      while (sent < due && sent * receiversPerRoom - delivered < aheadLimit) send();
-      await sleep(1);
-    }
-    const expected = sent * receiversPerRoom;
-    await waitFor(() => delivered >= expected, o.drainMs);
-    await sleep(50);
-    const m = mark!;
-    const deliveries = Math.max(1, end.delivered - m.delivered);
-    const seconds = (end.t - m.t) / 1e6;
-    const perPod = pods.map((_, i) => ((end!.cpu[i]! - m.cpu[i]!) * 1e6) / deliveries);
+    const cpuMark = await cpuAt(markUs);
+    const cpuEnd = await cpuAt(endUs);
+    const rs = await reports;
+    const deliveries = Math.max(
+      1,
+      rs.reduce((s, r) => s + r.deliveredAtEnd - r.deliveredAtMark, 0),
+    );
+    const seconds = (endUs - markUs) / 1e6;
+    const perPod = pods.map((_, i) => ((cpuEnd[i]! - cpuMark[i]!) * 1e6) / deliveries);
     const total = perPod.reduce((a, b) => a + b, 0);
-    let integrity = noFaults();
-    sockets.forEach((_, r) => {
-      const sentHere = Math.floor(sent / rooms) + (r < sent % rooms ? 1 : 0);
-      integrity = addIntegrity(integrity, sumIntegrity(trackers[r]!, sentHere));
-    });
     return {
       bus,
       historySize,
       pods: podCount,
       rooms,
       sockets: rooms * perRoom,
+      clientProcesses: clientCount,
       deliveriesPerSec: deliveries / seconds,
-      eventsPerSec: deliveries / receiversPerRoom / seconds,
+      eventsPerSec: deliveries / receivers / seconds,
       cpuUsPerDelivery: total,
       perPodCpuUsPerDelivery: perPod,
       meanPodCpuUsPerDelivery: total / podCount,
       setupSeconds,
-      integrity,
-      closedSockets: sockets.flat().filter((s) => s.closed).length,
+      integrity: rs.reduce((s, r) => addIntegrity(s, r.integrity), noFaults()),
+      closedSockets: rs.reduce((s, r) => s + r.closedSockets, 0),
     };
   } finally {
-    for (const s of sockets.flat()) s?.ws.terminate();
+    await Promise.all(clients.map((c) => stopProcess(c.proc, 2_000)));
     await stopPods(pods);
   }
 }
@@ -222,9 +210,10 @@ export interface CurvesResult {
 
 export async function curves(buses: readonly BusKind[], prefix: string, targets: BenchTargets, log: (m: string) => void): Promise<CurvesResult> {
   const o = CURVES_OPTIONS;
+  // Client processes hold at most SOCKETS_PER_CLIENT sockets each; a pod holds its share.
   const most = Math.max(...o.sockets, ...o.rooms.map((r) => 2 * r), o.base.rooms * o.base.socketsPerRoom);
-  const fdLimit = raiseFdLimit(most + 2_000);
-  const fits = (sockets: number) => !(fdLimit < sockets + 500);
+  const fdLimit = raiseFdLimit(Math.min(most, SOCKETS_PER_CLIENT) + 2_000);
+  const fits = (sockets: number, pods: number) => !(fdLimit < Math.max(Math.min(sockets, SOCKETS_PER_CLIENT), Math.ceil(sockets / pods)) + 500);
   const skipped: string[] = [];
   const points: CurvePoint[] = [];
   let n = 0;
@@ -232,8 +221,8 @@ export async function curves(buses: readonly BusKind[], prefix: string, targets:
     for (const historySize of o.historySizes) {
       const series = `${bus} HISTORY_SIZE=${historySize}`;
       const point = async (dimension: Dimension, x: number, pods: number, rooms: number, perRoom: number) => {
-        if (!fits(rooms * perRoom)) {
-          skipped.push(`${series} ${dimension}=${x}: ${rooms * perRoom} sockets over the open-file limit ${fdLimit}`);
+        if (!fits(rooms * perRoom, pods)) {
+          skipped.push(`${series} ${dimension}=${x}: ${rooms * perRoom} sockets on ${pods} pods over the open-file limit ${fdLimit}`);
           return;
         }
         log(`8 curves: ${series}, ${dimension} ${x} (${pods} pods, ${rooms} rooms, ${rooms * perRoom} sockets)`);
