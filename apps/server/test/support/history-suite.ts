@@ -135,6 +135,10 @@ export function describeHistory(busType: 'postgres' | 'nats' | 'memory') {
         await sleep(100);
         expect(events(bob, from)).toEqual([]);
       }
+      // Regression: after a join that could not be recovered, live events flow again (the
+      // offset the client had seen under another epoch or above the newest is forgotten).
+      await publishAcked(alice, 'n', 'after', 'x-after');
+      await bob.next('event', (f) => f.payload.data === 'after', WAIT);
       // A since within the history is recovered.
       const newest = (await rejoin(bob, r, undefined)).payload.position.offset as number;
       const s = await rejoin(bob, r, { offset: newest - 2, epoch });
