@@ -1,8 +1,11 @@
 /**
- * pnpm bench: every workload of issue 5 on PostgreSQL and NATS, each next to its baseline
- * measured in the same run. Prints a table and writes bench-results/<timestamp>.json.
+ * pnpm bench: every workload on PostgreSQL and NATS, each next to its baseline measured in the
+ * same run (the raw broker, a memory pod, Socket.IO, history off). Prints a table and writes
+ * bench-results/<timestamp>.json.
  *
- * Options: --only=ceiling,e2e,fanout,paced,scale   --bus=postgres,nats
+ * Options: --only=ceiling,e2e,fanout,paced,scale,peers,history,curves (default: all but
+ * curves)   --bus=postgres,nats   --max-seconds=N (hard stop; default: the workloads' budgets)
+ *   --charts-from=<bench-results/...-curves.json> (draw docs/bench/*.png again, run nothing)
  */
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -34,7 +37,7 @@ const DEFAULT_WORKLOADS: readonly Workload[] = ['ceiling', 'e2e', 'fanout', 'pac
  * Generous time each workload may take (seconds): the run's hard stop, unless --max-seconds
  * says otherwise, is their sum plus a minute.
  */
-const BUDGET_SECONDS: Record<Workload, number> = { ceiling: 40, e2e: 30, fanout: 90, paced: 60, scale: 40, peers: 540, history: 180, curves: 720 };
+const BUDGET_SECONDS: Record<Workload, number> = { ceiling: 40, e2e: 30, fanout: 90, paced: 60, scale: 40, peers: 900, history: 180, curves: 720 };
 
 function arg(name: string): string[] | undefined {
   const a = process.argv.find((x) => x.startsWith(`--${name}=`));
