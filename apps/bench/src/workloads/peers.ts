@@ -283,6 +283,20 @@ function peerRows(cases: PeerCase[], paced: Array<{ bus: BusKind; summaries: Pac
       }
     }
   }
+  for (const c of cases) {
+    for (const o of c.summaries.filter(isOurs)) {
+      rows.push({
+        workload: '6 vs Socket.IO',
+        bus: c.bus,
+        case: `${sizeName(c.eventBytes)}, ${o.spec.id}`,
+        metric: 'sender relay_failed',
+        value: o.relayFailed,
+        better: 'lower',
+        target: { text: '=0', pass: o.relayFailed === 0 },
+        integrity: o.integrity,
+      });
+    }
+  }
   for (const p of paced) {
     for (const base of p.summaries.filter(community)) {
       for (const o of p.summaries.filter(isOurs)) {
