@@ -14,19 +14,24 @@
  * batches touching the same rooms cannot deadlock) by the transaction that inserts the
  * events and NOTIFYs their frames. The lock serialises a room's transactions, and
  * PostgreSQL delivers notifications in commit order, so every listener receives a room's
- * events in offset order. A transaction that rolls back also rolls back its counter update,
- * so a room's offsets are consecutive (1, 2, 3, ...) as long as its row lives.
+ * events in offset order. The batch's items of a room take the next offsets in item order
+ * (`last_offset + rank`); one found to be a duplicate keeps its first offset and leaves a
+ * gap. A transaction that rolls back also rolls back its counter update, so offsets have no
+ * other gaps.
  *
  * Duplicates are looked up after the lock is taken, in a statement of its own (in READ
  * COMMITTED each statement of the function sees everything committed before it began), so
  * the batch that held the lock before us is seen; the unique index on
- * (room_id, user_id, client_id) is the last guard.
+ * (room_id, user_id, client_id) is the last guard. An id is recognised as long as its row is
+ * stored: the window plus the trim slack, or until the sweep for expired rows. Recognising
+ * it a little longer than `size` only ever avoids delivering an event twice.
  *
  * Retention. Size: the window is the newest `size` offsets (`event_offset > last_offset -
- * size`); rows that fall out of it are deleted by primary-key range, a batch at a time once
- * `size / 10` (1 to 1000) of them have piled up, and `trimmed_through` records the highest
- * offset deleted. Reads apply the window themselves, so the slack is never visible. An
- * event born outside the window (a batch larger than `size`) is delivered but never stored.
+ * size`: at most `size` events, fewer where duplicates left gaps); rows that fall out of it
+ * are deleted by primary-key range, a batch at a time once `size / 10` (1 to 1000) of them
+ * have piled up, and `trimmed_through` records the highest offset deleted. Reads apply the
+ * window themselves, so the slack is never visible. An event born outside the window (a
+ * batch with more than `size` events for one room) is delivered but never stored.
  * Age: a periodic sweep deletes expired rows through the created_at index, room by room
  * under the room's lock (the same order as appends), raising trimmed_through; reads also
  * skip expired rows the sweep has not reached yet. created_at is taken after the lock, so
@@ -60,7 +65,14 @@ export const LIST_SEPARATOR = '\u001e';
 export interface HistorySql {
   /** DDL: run in one transaction after `pg_advisory_xact_lock`. Idempotent. */
   ddl: string;
-  /** $1 rooms, $2 users, $3 ids ('' = none), $4 payloads (joined or JSON arrays), $5 json?, $6 size, $7 ttl s. */
+  /**
+   * $1 the batch's distinct rooms, $2 items per room, $3 each item's room (1-based index in
+   * $1), $4 each item's rank within its room (negative: born outside the window, not
+   * stored), $5 users, $6 ids ('' = none), $7 payloads, $8 json?, $9 size. Number lists are
+   * comma-separated; text lists are joined with LIST_SEPARATOR, or JSON arrays when $8.
+   * Returns the offset of each item (negative: a duplicate of that offset) and the epoch of
+   * each room of $1.
+   */
   append: string;
   /** $1 room, $2 after, $3 limit, $4 size, $5 ttl s. */
   read: string;
@@ -80,18 +92,49 @@ export function historySql(prefix: string): HistorySql {
   const cidIndex = escapeIdentifier(`${n.events}_cid`);
   const ageIndex = escapeIdentifier(`${n.events}_age`);
 
+  /** Step 2 of the function; `lookup`: find ids already stored (else the unique index must not fire). */
+  const mainStatement = (lookup: boolean) => `WITH it AS (
+    SELECT x.n, v_list[x.ri] AS r, x.u, NULLIF(x.c, '') AS c, x.p, x.k, r_last[x.ri] + abs(x.k) AS o
+    FROM unnest(v_index, v_ranks, v_users, v_ids, v_payloads) WITH ORDINALITY AS x(ri, k, u, c, p, n)
+  ), num AS (${
+    lookup
+      ? `
+    SELECT it.n, it.r, it.u, it.c, it.p, it.k, it.o, h.o AS hit
+    FROM it LEFT JOIN LATERAL (
+      SELECT e.event_offset AS o FROM ${events} e
+      WHERE it.c IS NOT NULL AND e.room_id = it.r AND e.user_id = it.u AND e.client_id = it.c AND e.client_id IS NOT NULL
+      LIMIT 1
+    ) AS h ON true`
+      : `
+    SELECT it.n, it.r, it.u, it.c, it.p, it.k, it.o, NULL::bigint AS hit FROM it`
+  }
+  ), rs AS (
+    SELECT q.r, r_last[q.i] + v_counts[q.i] AS last, r_trim[q.i] AS old_trim,
+      CASE WHEN r_last[q.i] + v_counts[q.i] - p_size - r_trim[q.i] >= v_slack THEN r_last[q.i] + v_counts[q.i] - p_size ELSE r_trim[q.i] END AS new_trim
+    FROM unnest(v_list) WITH ORDINALITY AS q(r, i)
+  ), upd AS (
+    UPDATE ${rooms} t SET last_offset = rs.last, trimmed_through = rs.new_trim FROM rs WHERE t.room_id = rs.r
+  ), del AS (
+    DELETE FROM ${events} e USING rs
+    WHERE rs.new_trim > rs.old_trim AND e.room_id = rs.r AND e.event_offset > rs.old_trim AND e.event_offset <= rs.new_trim
+  ), ins AS (
+    INSERT INTO ${events} (room_id, event_offset, user_id, client_id, created_at, payload)
+    SELECT r, o, u, c, v_now, p FROM num WHERE hit IS NULL AND k > 0
+  )
+  SELECT string_agg(CASE WHEN hit IS NULL THEN o ELSE -hit END::text, ',' ORDER BY n) INTO offsets FROM num;`;
+
   const ddl = `
 CREATE TABLE IF NOT EXISTS ${rooms} (
-  room_id text PRIMARY KEY,
+  room_id text COLLATE "C" PRIMARY KEY,
   epoch text NOT NULL,
   last_offset bigint NOT NULL DEFAULT 0,
   trimmed_through bigint NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS ${events} (
-  room_id text NOT NULL,
+  room_id text COLLATE "C" NOT NULL,
   event_offset bigint NOT NULL,
-  user_id text NOT NULL,
-  client_id text,
+  user_id text COLLATE "C" NOT NULL,
+  client_id text COLLATE "C",
   created_at timestamptz NOT NULL,
   payload text NOT NULL,
   PRIMARY KEY (room_id, event_offset)
@@ -99,96 +142,71 @@ CREATE TABLE IF NOT EXISTS ${events} (
 CREATE UNIQUE INDEX IF NOT EXISTS ${cidIndex} ON ${events} (room_id, user_id, client_id) WHERE client_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS ${ageIndex} ON ${events} (created_at);
 CREATE OR REPLACE FUNCTION ${append}(
-  p_rooms text, p_users text, p_ids text, p_payloads text, p_json boolean, p_size bigint, p_ttl_s double precision,
+  p_room_list text, p_counts text, p_room_index text, p_ranks text, p_users text, p_ids text, p_payloads text,
+  p_json boolean, p_size bigint,
   OUT offsets text, OUT epochs text
 ) LANGUAGE plpgsql AS $fn$
 DECLARE
-  v_rooms text[];
+  v_index int[] := string_to_array(p_room_index, ',')::int[];
   v_users text[];
   v_ids text[];
   v_payloads text[];
+  v_ranks int[] := string_to_array(p_ranks, ',')::int[];
+  v_list text[];
+  v_counts int[] := string_to_array(p_counts, ',')::int[];
   v_created text[];
+  r_epochs text[];
+  r_last bigint[];
+  r_trim bigint[];
   v_slack bigint := greatest(1, least(p_size / 10, 1000));
-  v_cutoff timestamptz;
   v_now timestamptz;
 BEGIN
   IF p_json THEN
-    v_rooms := ARRAY(SELECT json_array_elements_text(p_rooms::json));
     v_users := ARRAY(SELECT json_array_elements_text(p_users::json));
     v_ids := ARRAY(SELECT json_array_elements_text(p_ids::json));
     v_payloads := ARRAY(SELECT json_array_elements_text(p_payloads::json));
+    v_list := ARRAY(SELECT json_array_elements_text(p_room_list::json));
   ELSE
-    v_rooms := string_to_array(p_rooms, E'\\x1e');
     v_users := string_to_array(p_users, E'\\x1e');
     v_ids := string_to_array(p_ids, E'\\x1e');
     v_payloads := string_to_array(p_payloads, E'\\x1e');
+    v_list := string_to_array(p_room_list, E'\\x1e');
   END IF;
 
-  -- 1. The rooms' counters: create the missing rows, then lock all of them, in room order.
+  -- 1. The rooms' counters: create the missing rows, then lock all of them, both in room
+  --    order (the same order in every transaction: no deadlock between batches).
   WITH made AS (
     INSERT INTO ${rooms} (room_id, epoch)
-    SELECT r, ${NEW_EPOCH} FROM (SELECT DISTINCT r FROM unnest(v_rooms) AS u(r)) AS d ORDER BY r
+    SELECT r, ${NEW_EPOCH} FROM unnest(v_list) AS u(r) ORDER BY r
     ON CONFLICT (room_id) DO NOTHING
     RETURNING room_id
   )
   SELECT array_agg(room_id) INTO v_created FROM made;
-  PERFORM 1 FROM ${rooms} WHERE room_id = ANY (v_rooms) ORDER BY room_id FOR UPDATE;
+  PERFORM 1 FROM ${rooms} WHERE room_id = ANY (v_list) ORDER BY room_id FOR UPDATE;
+  -- Their state, in the caller's room order (items refer to rooms by index).
+  SELECT array_agg(m.epoch ORDER BY q.i), array_agg(m.last_offset ORDER BY q.i), array_agg(m.trimmed_through ORDER BY q.i)
+  INTO r_epochs, r_last, r_trim
+  FROM unnest(v_list) WITH ORDINALITY AS q(r, i) JOIN ${rooms} m ON m.room_id = q.r;
   v_now := clock_timestamp();
-  v_cutoff := v_now - make_interval(secs => p_ttl_s);
 
   -- A new row for a room that still has events: its rooms row was lost, and so is its history.
   IF v_created IS NOT NULL THEN
     DELETE FROM ${events} WHERE room_id = ANY (v_created);
   END IF;
 
-  -- 2. An id whose first event has left the history (out of the window, or expired but not
-  --    swept yet) is new again: drop that row, recording the trim.
-  IF p_ids <> '' AND p_ids <> '[]' THEN
-    WITH it AS (
-      SELECT r, u, c FROM unnest(v_rooms, v_users, v_ids) AS x(r, u, c) WHERE c <> ''
-    ), gone AS (
-      DELETE FROM ${events} e USING it, ${rooms} m
-      WHERE e.room_id = it.r AND e.user_id = it.u AND e.client_id = it.c AND e.client_id IS NOT NULL
-        AND m.room_id = it.r AND (e.event_offset <= m.last_offset - p_size OR e.created_at <= v_cutoff)
-      RETURNING e.room_id, e.event_offset, e.created_at <= v_cutoff AS expired
-    )
-    UPDATE ${rooms} t SET trimmed_through = g.o
-    FROM (SELECT room_id, max(event_offset) AS o FROM gone WHERE expired GROUP BY room_id) AS g
-    WHERE t.room_id = g.room_id AND g.o > t.trimmed_through;
-  END IF;
-
-  -- 3. Offsets, duplicates, insert, counters and size trim, in one statement (a new snapshot:
-  --    it sees what the previous holders of the locks committed).
-  WITH it AS (
-    SELECT x.n::int AS n, x.r, x.u, NULLIF(x.c, '') AS c, x.p
-    FROM unnest(v_rooms, v_users, v_ids, v_payloads) WITH ORDINALITY AS x(r, u, c, p, n)
-  ), cls AS (
-    SELECT it.*, h.event_offset AS hit,
-      h.event_offset IS NULL AND (it.c IS NULL OR it.n = min(it.n) OVER (PARTITION BY it.r, it.u, it.c)) AS fresh
-    FROM it LEFT JOIN ${events} h
-      ON h.room_id = it.r AND h.user_id = it.u AND h.client_id = it.c AND h.client_id IS NOT NULL
-  ), num AS (
-    SELECT cls.*, m.epoch, m.last_offset + row_number() OVER (PARTITION BY cls.r, cls.fresh ORDER BY cls.n) AS o
-    FROM cls JOIN ${rooms} m ON m.room_id = cls.r
-  ), agg AS (
-    SELECT a.r, a.last, m.trimmed_through AS old_trim,
-      CASE WHEN a.last - p_size - m.trimmed_through >= v_slack THEN a.last - p_size ELSE m.trimmed_through END AS new_trim
-    FROM (SELECT r, max(o) AS last FROM num WHERE fresh GROUP BY r) AS a JOIN ${rooms} m ON m.room_id = a.r
-  ), upd AS (
-    UPDATE ${rooms} t SET last_offset = agg.last, trimmed_through = agg.new_trim FROM agg WHERE t.room_id = agg.r
-  ), del AS (
-    DELETE FROM ${events} e USING agg
-    WHERE agg.new_trim > agg.old_trim AND e.room_id = agg.r AND e.event_offset > agg.old_trim AND e.event_offset <= agg.new_trim
-  ), ins AS (
-    INSERT INTO ${events} (room_id, event_offset, user_id, client_id, created_at, payload)
-    SELECT num.r, num.o, num.u, num.c, v_now, num.p FROM num JOIN agg ON agg.r = num.r
-    WHERE num.fresh AND num.o > agg.last - p_size
-  ), res AS (
-    SELECT a.n, CASE WHEN a.fresh THEN a.o ELSE -coalesce(a.hit, f.o) END AS o, a.epoch
-    FROM num a LEFT JOIN num f
-      ON NOT a.fresh AND a.hit IS NULL AND f.fresh AND f.r = a.r AND f.u = a.u AND f.c = a.c
-  )
-  SELECT string_agg(o::text, ',' ORDER BY n), string_agg(epoch, ',' ORDER BY n) INTO offsets, epochs FROM res;
+  -- 2. Insert, counters and size trim, in one statement (a new snapshot: it sees what the
+  --    previous holders of the locks committed). The caller numbered the items within their
+  --    room (rank; negative: born outside the window, not stored) and resolved ids repeated
+  --    within the batch. Most batches hold no id already stored: insert them all and let
+  --    the unique index say otherwise; then (rarely) roll that back and look every id up.
+  --    An item found already stored keeps its first offset and leaves a gap in the
+  --    offsets; an id is known while its row is stored.
+  BEGIN
+    ${mainStatement(false)}
+  EXCEPTION WHEN unique_violation THEN
+    ${mainStatement(true)}
+  END;
+  epochs := array_to_string(r_epochs, ',');
 END
 $fn$;`;
 
@@ -232,5 +250,5 @@ WITH due AS (
 )
 SELECT count(*)::int AS rooms FROM due`;
 
-  return { ddl, append: `SELECT offsets, epochs FROM ${append}($1, $2, $3, $4, $5, $6, $7)`, read, position, ensureRoom, sweep };
+  return { ddl, append: `SELECT offsets, epochs FROM ${append}($1, $2, $3, $4, $5, $6, $7, $8, $9)`, read, position, ensureRoom, sweep };
 }

@@ -14,8 +14,11 @@
  *   PostgreSQL's notification queue lock anyway, so a second connection would buy little).
  * Appends queued together share one transaction: BEGIN; one call of `<prefix>_history_append`
  * with the whole batch as single text parameters (offsets, dedupe, insert, trim); one NOTIFY
- * statement carrying every frame of the batch in order; COMMIT. Four round trips per batch
- * whatever its size, and each item is resolved only once COMMIT succeeded.
+ * statement carrying every frame of the batch in order; COMMIT. Four statements (named where
+ * they take parameters) whatever the batch size, queued in two pairs (BEGIN + call, NOTIFY +
+ * COMMIT) so pg sends the second of each as soon as the first is answered; the frames are
+ * made between the pairs, once the offsets are known. Each item resolves only once COMMIT
+ * succeeded.
  *
  * Reads and the age sweep run on a third connection of the session (the reader), so a
  * rejoin storm does not wait behind the publish queue, nor the queue behind it.
@@ -251,37 +254,46 @@ export class PgHistory implements HistoryStore {
           throw e;
         },
       );
-    let stage: 'begin' | 'append' | 'frames' | 'notify' | 'commit' = 'begin';
+    type Stage = 'begin' | 'append' | 'frames' | 'notify' | 'commit';
+    // Widened: the BEGIN callback moves it on.
+    let stage = 'begin' as Stage;
     try {
-      await q('BEGIN');
-      stage = 'append';
-      const { rows } = await q<{ offsets: string; epochs: string }>({
-        name: APPEND_STATEMENT,
-        text: this.sql.append,
-        values: job.parameters(limits),
-      });
+      // Queued together: pg sends the call as soon as BEGIN is answered, without a turn of our event loop.
+      const values = job.parameters(limits);
+      const [, { rows }] = await Promise.all([
+        q('BEGIN').then(() => void (stage = 'append')),
+        q<{ offsets: string; epochs: string }>({ name: APPEND_STATEMENT, text: this.sql.append, values }),
+      ]);
       const row = rows[0];
       const offsets = row?.offsets.split(',') ?? [];
       const epochs = row?.epochs.split(',') ?? [];
-      if (offsets.length !== job.items.length || epochs.length !== job.items.length) {
-        throw new Error(`history function returned ${offsets.length} offsets for ${job.items.length} items`);
-      }
+      const sent = job.sent;
+      if (offsets.length !== sent.length) throw new Error(`history function returned ${offsets.length} offsets for ${sent.length} items`);
       stage = 'frames';
-      const outcomes: AppendOutcome[] = new Array(job.items.length);
+      const items = job.items;
+      const outcomes: AppendOutcome[] = new Array(items.length);
       const channels: string[] = [];
       const payloads: string[] = [];
       const byStream = this.host.channels.byStream;
       let duplicates = 0;
-      for (let i = 0; i < job.items.length; i++) {
-        const value = Number(offsets[i]);
-        const duplicate = value < 0;
-        const offset = duplicate ? -value : value;
-        outcomes[i] = { offset, epoch: epochs[i]!, duplicate };
-        if (duplicate) {
+      let k = 0;
+      for (let i = 0; i < items.length; i++) {
+        const first = job.firstOf[i]!;
+        if (first >= 0) {
+          // The same (room, user, id) earlier in this batch.
+          outcomes[i] = { offset: outcomes[first]!.offset, epoch: outcomes[first]!.epoch, duplicate: true };
           duplicates++;
           continue;
         }
-        for (const frame of job.items[i]!.frames(offset)) {
+        const value = Number(offsets[k]);
+        const epoch = epochs[job.roomOf[k++]!]!;
+        if (value < 0) {
+          outcomes[i] = { offset: -value, epoch, duplicate: true };
+          duplicates++;
+          continue;
+        }
+        outcomes[i] = { offset: value, epoch, duplicate: false };
+        for (const frame of items[i]!.frames(value)) {
           const payload = publisher.check(frame.payload);
           if (payload instanceof Error) throw payload;
           channels.push(byStream[frame.stream]);
@@ -289,15 +301,20 @@ export class PgHistory implements HistoryStore {
         }
       }
       stage = 'notify';
+      // NOTIFY and COMMIT queued together too. A NOTIFY refused by the server aborts the
+      // transaction, and the COMMIT behind it then answers ROLLBACK.
+      let notified: Promise<void> | undefined;
       if (payloads.length > 0) {
         publisher.stats.statements++;
-        await publisher.notify(connection, channels, payloads).catch((e: unknown) => {
+        notified = publisher.notify(connection, channels, payloads).catch((e: unknown) => {
           fromQuery = true;
           throw e;
         });
       }
+      const committed = q('COMMIT');
+      if (notified) await Promise.all([notified, committed]);
       stage = 'commit';
-      const commit = await q('COMMIT');
+      const commit = await committed;
       // COMMIT of a transaction the server had already aborted answers ROLLBACK.
       if (commit.command !== 'COMMIT') throw new Error(`COMMIT answered ${commit.command}`);
       this.stats.transactions++;
@@ -323,11 +340,12 @@ export class PgHistory implements HistoryStore {
       );
       // Tables or function dropped under us (history lost): create them again and retry once.
       // Nothing was notified and no frames were made yet, so the retry is invisible.
-      if (rolledBack && !again && stage === 'append' && e instanceof DatabaseError && (e.code === '42P01' || e.code === '42883')) {
+      if (rolledBack && !again && stage === 'append' && isMissing(e)) {
         this.host.log.warn({ err: e, tables: this.tables }, 'history tables missing; creating them again (their history is lost)');
         const remade = await q(this.ddlScript()).then(
           () => true,
-          () => false,
+          // Leave no failed transaction block behind on the publishing connection.
+          () => q('ROLLBACK').then(() => false, () => false),
         );
         if (remade) return this.runJob(job, connection, publisher, true);
       }
@@ -342,20 +360,34 @@ export class PgHistory implements HistoryStore {
     return `BEGIN; SELECT pg_advisory_xact_lock(${this.lockKey}); ${this.sql.ddl}\nCOMMIT;`;
   }
 
-  /** One statement on the reader connection, bounded in count and time. */
-  private async onReader<R extends QueryResultRow>(query: QueryConfig): Promise<QueryResult<R>> {
+  /**
+   * One statement on the reader connection, bounded in count and time. Tables dropped under
+   * us (history lost) are created again, once, before the statement is retried.
+   */
+  private async onReader<R extends QueryResultRow>(query: QueryConfig | string, again = false): Promise<QueryResult<R>> {
     const connection = this.host.connected() ? this.host.reader() : undefined;
     if (!connection) return this.host.refuse();
     if (this.pendingReads >= MAX_PENDING_READS) {
       throw new BusError('publish_failed', `history reads of ${this.host.what} are backed up (${this.pendingReads} waiting); try again`);
     }
     const ms = this.host.statementTimeoutMs;
+    const run = <T extends QueryResultRow>(q: QueryConfig | string) =>
+      withTimeout(connection.client.query<T>(q), ms, () => new Error(`history statement got no answer within ${ms} ms`));
     this.pendingReads++;
     try {
-      return await withTimeout(connection.client.query<R>(query), ms, () => new Error(`history read got no answer within ${ms} ms`));
+      return await run<R>(query);
     } catch (e) {
       const cause = e instanceof Error ? e : new Error(String(e));
-      if (isConnectionError(e)) connection.fail(cause);
+      if (isConnectionError(e)) {
+        connection.fail(cause);
+      } else if (!again && isMissing(e)) {
+        this.host.log.warn({ err: e, tables: this.tables }, 'history tables missing; creating them again (their history is lost)');
+        const remade = await run(this.ddlScript()).then(
+          () => true,
+          () => run('ROLLBACK').then(() => false, () => false),
+        );
+        if (remade) return this.onReader<R>(query, true);
+      }
       throw new BusError('publish_failed', `history read failed: ${cause.message}`, { cause });
     } finally {
       this.pendingReads--;
@@ -420,24 +452,69 @@ export class AppendJob implements PublisherJob {
     return new Promise<AppendOutcome[]>((resolve, reject) => this.calls.push({ count: items.length, resolve, reject }));
   }
 
-  /** The function's parameters: each list as one text (joined, or JSON when some element needs it). */
+  /** Per item: the index of the same (room, user, id) earlier in the batch, or -1. Set by parameters(). */
+  firstOf: number[] = [];
+  /** The items sent to the function (first occurrences), in order. Set by parameters(). */
+  sent: number[] = [];
+  /** Per sent item: its room's index in the room list (0-based). Set by parameters(). */
+  roomOf: number[] = [];
+
+  /**
+   * The function's parameters (see HistorySql.append): the batch's rooms once each, every
+   * item numbered within its room, each text list as one text (joined, or JSON when some
+   * element needs it). An id repeated within the batch is sent once; its repeats share its
+   * outcome.
+   */
   parameters(limits: HistoryLimits): unknown[] {
     const n = this.items.length;
-    const rooms: string[] = new Array(n);
-    const users: string[] = new Array(n);
-    const ids: string[] = new Array(n);
-    const payloads: string[] = new Array(n);
+    const roomIndex = new Map<string, number>();
+    const roomList: string[] = [];
+    const counts: number[] = [];
+    const ranks: number[] = [];
+    const users: string[] = [];
+    const ids: string[] = [];
+    const payloads: string[] = [];
+    const seen = this.ids ? new Map<string, number>() : undefined;
+    this.firstOf = new Array<number>(n);
+    this.sent = [];
+    this.roomOf = [];
     for (let i = 0; i < n; i++) {
       const item = this.items[i]!;
-      rooms[i] = item.roomId;
-      users[i] = item.userId;
-      ids[i] = item.id ?? '';
-      payloads[i] = item.payload;
+      this.firstOf[i] = -1;
+      if (seen && item.id !== undefined) {
+        const key = `${item.roomId}\u0000${item.userId}\u0000${item.id}`; // NUL is refused in all three
+        const first = seen.get(key);
+        if (first !== undefined) {
+          this.firstOf[i] = first;
+          continue;
+        }
+        seen.set(key, i);
+      }
+      let r = roomIndex.get(item.roomId);
+      if (r === undefined) {
+        r = roomList.length;
+        roomIndex.set(item.roomId, r);
+        roomList.push(item.roomId);
+        counts.push(0);
+      }
+      this.sent.push(i);
+      this.roomOf.push(r);
+      ranks.push(++counts[r]!);
+      users.push(item.userId);
+      ids.push(item.id ?? '');
+      payloads.push(item.payload);
     }
+    // Only the newest `size` of a room's items in this batch can stay in its history.
+    const size = limits.size;
+    for (let k = 0; k < ranks.length; k++) if (ranks[k]! <= counts[this.roomOf[k]!]! - size) ranks[k] = -ranks[k]!;
+    const index = this.roomOf.map((r) => r + 1).join(',');
+    const numbers = [counts.join(','), index, ranks.join(',')];
     // No ids at all: an empty list (unnest pads it with NULLs).
-    if (this.json) return [JSON.stringify(rooms), JSON.stringify(users), this.ids ? JSON.stringify(ids) : '[]', JSON.stringify(payloads), true, limits.size, limits.ttlS];
+    if (this.json) {
+      return [JSON.stringify(roomList), ...numbers, JSON.stringify(users), this.ids ? JSON.stringify(ids) : '[]', JSON.stringify(payloads), true, size];
+    }
     const j = (list: string[]) => list.join(LIST_SEPARATOR);
-    return [j(rooms), j(users), this.ids ? j(ids) : '', j(payloads), false, limits.size, limits.ttlS];
+    return [j(roomList), ...numbers, j(users), this.ids ? j(ids) : '', j(payloads), false, size];
   }
 
   run(connection: PgConnection, publisher: NotifyPublisher): Promise<void> {
@@ -472,6 +549,11 @@ function badItem(item: AppendItem): string | undefined {
     if (!(s as unknown as { isWellFormed(): boolean }).isWellFormed()) return 'history append: text contains a lone surrogate (not valid UTF-16)';
   }
   return undefined;
+}
+
+/** A table or the function does not exist (dropped: that history is lost). */
+function isMissing(e: unknown): boolean {
+  return e instanceof DatabaseError && (e.code === '42P01' || e.code === '42883');
 }
 
 function notOpened(what: string): BusError {
