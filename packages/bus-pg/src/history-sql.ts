@@ -199,13 +199,19 @@ BEGIN
   --    room (rank; negative: born outside the window, not stored) and resolved ids repeated
   --    within the batch. Most batches hold no id already stored: insert them all and let
   --    the unique index say otherwise; then (rarely) roll that back and look every id up.
-  --    An item found already stored keeps its first offset and leaves a gap in the
-  --    offsets; an id is known while its row is stored.
-  BEGIN
-    ${mainStatement(false)}
-  EXCEPTION WHEN unique_violation THEN
+  --    Items that are not stored (born outside the window) are never checked by the index:
+  --    a batch with such an item and an id looks ids up at once. An item found already
+  --    stored keeps its first offset and leaves a gap in the offsets; an id is known while
+  --    its row is stored.
+  IF p_ids <> '' AND EXISTS (SELECT 1 FROM unnest(v_ranks, v_ids) AS z(k, c) WHERE z.k < 0 AND z.c <> '') THEN
     ${mainStatement(true)}
-  END;
+  ELSE
+    BEGIN
+      ${mainStatement(false)}
+    EXCEPTION WHEN unique_violation THEN
+      ${mainStatement(true)}
+    END;
+  END IF;
   epochs := array_to_string(r_epochs, ',');
 END
 $fn$;`;

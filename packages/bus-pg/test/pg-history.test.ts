@@ -267,6 +267,10 @@ describe('PgHistory', () => {
     expect(after.events.map((e) => JSON.parse(e.payload).data)).toEqual(Array.from({ length: 10 }, (_, i) => 120 + i));
     const { rows } = await admin.query(`SELECT count(*)::int AS n FROM ${escapeIdentifier(`${prefix}_history_events`)}`);
     expect(rows[0].n).toBeLessThanOrEqual(11);
+    // A batch larger than the window still recognises a stored id.
+    const [kept] = await h.append([item('r', 'kept', { id: 'kept' })]);
+    const big = await h.append([item('r', 'kept again', { id: 'kept' }), ...Array.from({ length: 15 }, (_, i) => item('r', 200 + i))]);
+    expect(big[0]).toEqual({ offset: kept!.offset, epoch: kept!.epoch, duplicate: true });
     // An id whose event left the history is new again.
     const [old] = await h.append([item('r', 'idd', { id: 'k' })]);
     await h.append(Array.from({ length: 12 }, (_, i) => item('r', i)));
