@@ -24,7 +24,7 @@ import { Channels } from './channels.js';
 import { NotifyPublisher, type PublisherStats } from './notify-publisher.js';
 import { PgHistory } from './pg-history.js';
 import { Session } from './session.js';
-import { describeTarget } from './target.js';
+import { checkConnectionString, describeTarget } from './target.js';
 
 export interface PgTransportOptions {
   /** e.g. `postgres://user:password@host:5432/db`. */
@@ -98,6 +98,7 @@ export class PgTransport implements Transport {
 
   constructor(options: PgTransportOptions) {
     this.channels = new Channels(options.prefix ?? 'retrotro');
+    checkConnectionString(options.connectionString);
     this.connectionString = options.connectionString;
     this.target = describeTarget(options.connectionString);
     this.log = options.logger ?? silentLogger;
