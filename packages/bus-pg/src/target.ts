@@ -33,3 +33,17 @@ export function describeTarget(connectionString: string): string {
 function isUrl(s: string): boolean {
   return /^postgres(ql)?:\/\//i.test(s);
 }
+
+/**
+ * Refuses what pg would misread: a string that is neither a `postgres://` URL nor libpq
+ * `key=value` pairs is taken by pg as a database name on the default host, and the error
+ * would then name a host and database nobody asked for.
+ */
+export function checkConnectionString(connectionString: string): void {
+  const s = connectionString.trim();
+  if (isUrl(s) || /^\s*\w+\s*=/.test(s)) return;
+  throw new Error(
+    'the PostgreSQL connection string must be a postgres:// (or postgresql://) URL, e.g. postgres://user@host:5432/db, ' +
+      'or libpq key=value pairs such as "host=db port=5432 dbname=app"',
+  );
+}

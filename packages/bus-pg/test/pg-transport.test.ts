@@ -87,6 +87,15 @@ describe('configuration', () => {
     expect(new PgTransport({ connectionString: DATABASE_URL }).channels.byStream.presence).toBe('retrotro_presence');
   });
 
+  it('refuses a connection string that is neither a URL nor key=value pairs, saying what it expects', () => {
+    for (const bad of ['base', 'db.example.com', 'mysql://x@y/z']) {
+      expect(() => new PgTransport({ connectionString: bad }), bad).toThrow(/must be a postgres:\/\/ .*URL/);
+    }
+    for (const good of ['postgres://u@h:5432/d', 'postgresql://h/d', 'host=h port=5432 dbname=d']) {
+      expect(() => new PgTransport({ connectionString: good }), good).not.toThrow();
+    }
+  });
+
   it('refuses prefixes that break bus-core\'s prefix rule (bad or truncated channel names)', () => {
     for (const bad of ['', 'a-b', 'a.b', 'a b', 'é', 'x;DROP']) {
       expect(() => new PgTransport({ connectionString: DATABASE_URL, prefix: bad })).toThrow(/letters, digits or underscores/);
