@@ -1,6 +1,6 @@
 /**
- * What a run leaves in the shared brokers, removed at its end: PostgreSQL tables whose names
- * begin with the run's prefix (our history store, the Socket.IO attachment tables) and
+ * What a run leaves in the shared brokers, removed at its end: PostgreSQL tables and functions
+ * whose names begin with the run's prefix (our history store, the Socket.IO attachment tables) and
  * JetStream streams whose names begin with it (our history streams). Only this run's prefix
  * is ever touched: other runs and other users of the brokers share them.
  */
@@ -23,6 +23,9 @@ export async function cleanUp(prefix: string, targets: BenchTargets): Promise<{ 
       await client.query(`DROP TABLE IF EXISTS ${row.name} CASCADE`);
       tables++;
     }
+    // The history store's functions (<prefix>_history_append...).
+    const f = await client.query<{ name: string }>(`SELECT oid::regprocedure::text AS name FROM pg_proc WHERE proname LIKE $1`, [like]);
+    for (const row of f.rows) await client.query(`DROP FUNCTION IF EXISTS ${row.name} CASCADE`);
   } catch {
     // best effort: the broker may be down; the names say which run left them
   } finally {

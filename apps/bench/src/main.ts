@@ -10,9 +10,9 @@
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { BUSES, loadTargets, runPrefix, type BusKind } from './config.js';
+import { BUSES, loadTargets, runPrefix, type BenchTargets, type BusKind } from './config.js';
 import type { FlowResult } from './clients/flow.js';
-import { nowUs } from './clock.js';
+import { nowUs, sleep } from './clock.js';
 import { ensureServerBuilt, killAllNow, REPO_ROOT, stopAll } from './pods.js';
 import { renderTable, runInfoBase, writeJson, type Row } from './report.js';
 import { relayCeiling, CEILING_OPTIONS } from './workloads/relay-ceiling.js';
@@ -86,6 +86,7 @@ async function main(): Promise<void> {
   const buses = choose<BusKind>('bus', BUSES);
   const targets = loadTargets();
   const prefix = runPrefix();
+  leftovers = { prefix, targets };
   const t0 = nowUs();
   const info = runInfoBase(prefix, {
     ceiling: CEILING_OPTIONS,
@@ -103,7 +104,7 @@ async function main(): Promise<void> {
   const hardStop = setTimeout(() => {
     process.stderr.write(`bench: over ${maxSeconds} s (--max-seconds), giving up\n`);
     killAllNow();
-    process.exit(2);
+    void shutdown(2);
   }, maxSeconds * 1000);
   hardStop.unref();
 
@@ -180,7 +181,9 @@ async function main(): Promise<void> {
     texts.push(`curves: ${file}; charts: ${charts.map((c) => c.slice(REPO_ROOT.length)).join(', ')}`);
   }
 
+  await stopAll(3_000);
   const left = await cleanUp(prefix, targets);
+  leftovers = undefined;
   if (left.tables + left.streams > 0) log(`removed this run's ${left.tables} PostgreSQL tables and ${left.streams} JetStream streams`);
 
   const durationSeconds = (nowUs() - t0) / 1e6;
@@ -210,10 +213,15 @@ async function main(): Promise<void> {
 }
 
 let exiting = false;
+/** What the run left in the brokers, until the normal path removed it (see cleanup.ts). */
+let leftovers: { prefix: string; targets: BenchTargets } | undefined;
+
 async function shutdown(code: number): Promise<never> {
   if (!exiting) {
     exiting = true;
     await stopAll(2_000).catch(() => killAllNow());
+    // A failed or interrupted run removes its tables and streams too (bounded: brokers may be down).
+    if (leftovers) await Promise.race([cleanUp(leftovers.prefix, leftovers.targets).catch(() => undefined), sleep(10_000)]);
   }
   process.exit(code);
 }

@@ -82,7 +82,11 @@ class Socket {
     const ws = new WebSocket(podWsUrl(pod, issueToken('h', randomUUID())), { perMessageDeflate: false });
     const s = new Socket(ws, eventBytes);
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no room_state from ${pod.name} within 10 s`)), 10_000);
+      // A join with `since` is answered once its replay is read: allow the whole replay's time.
+      const timer = setTimeout(
+        () => reject(new Error(`no room_state from ${pod.name} within ${HISTORY_OPTIONS.timeoutMs / 1000} s`)),
+        HISTORY_OPTIONS.timeoutMs,
+      );
       ws.once('error', (e) => {
         clearTimeout(timer);
         reject(e);
