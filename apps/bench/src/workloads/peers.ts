@@ -27,7 +27,7 @@ export const PEER_OPTIONS = {
   receivers: 20,
   trials: env('BENCH_PEER_TRIALS', 3),
   /** A trial stops sending after this long (a slow peer at 10 KB); what it sent is still checked. */
-  maxMs: env('BENCH_PEER_MAX_MS', 30_000),
+  maxMs: env('BENCH_PEER_MAX_MS', 60_000),
   drainMs: 5_000,
   stallMs: 5_000,
   sizes: (process.env.BENCH_FANOUT_SIZES ?? '200,10240')
