@@ -9,9 +9,9 @@
  * - lifecycle: the job queue is the publisher's, so it shares its bounds (maxQueuedMessages,
  *   maxQueuedBytes), its fail-fast while disconnected and its teardown on loss and close,
  *   with nothing to duplicate;
- * - cost: one connection fewer per pod, and a connection that holds a room lock is never
- *   waiting behind our own other connection (all of a pod's NOTIFYing commits serialise on
- *   PostgreSQL's notification queue lock anyway, so a second connection would buy little).
+ * - cost: one connection fewer per pod. A second publishing connection (rooms split between
+ *   the two) measured no clear gain: NOTIFYing commits serialise on PostgreSQL's notification
+ *   queue lock, and a pod's batches of one room would wait on each other's row lock anyway.
  * Appends queued together share one transaction: BEGIN; one call of `<prefix>_history_append`
  * with the whole batch as single text parameters (offsets, dedupe, insert, trim); one NOTIFY
  * statement carrying every frame of the batch in order; COMMIT. Four statements (named where
@@ -325,9 +325,10 @@ export class PgHistory implements HistoryStore {
       const cause = e instanceof Error ? e : new Error(String(e));
       this.stats.failedTransactions++;
       if (fromQuery && isConnectionError(e)) {
-        // Lost (or stalled) mid-way: the server rolls back, unless COMMIT had reached it.
+        // Lost (or stalled) mid-way: the server rolls back, unless COMMIT had reached it
+        // (it is queued right behind the NOTIFY, so from then on the outcome is unknown).
         connection.fail(cause);
-        const what = stage === 'commit' ? 'its outcome is unknown (retry with the same id)' : 'nothing was stored';
+        const what = stage === 'notify' || stage === 'commit' ? 'its outcome is unknown (retry with the same id)' : 'nothing was stored';
         job.reject(new BusError('publish_failed', `history append failed at ${stage}: ${cause.message}; ${what}`, { cause }));
         return;
       }
