@@ -71,12 +71,14 @@ describe('server API on two pods over postgres (API_KEY set)', () => {
     for (const c of [alice, aliceTab2, bob]) {
       const events = serverEvents(c).map((f) => f.payload);
       expect(events).toHaveLength(2);
+      // History is on (the default): each event carries its offset.
       expect(events).toContainEqual({
         event: 'announcement',
         data: { text: 'retro in 5 <min> & go' },
         from: { userId: 'server', userName: 'server' },
+        offset: expect.any(Number),
       });
-      expect(events).toContainEqual({ event: 'second', data: null, from: { userId: 'server', userName: 'server' } });
+      expect(events).toContainEqual({ event: 'second', data: null, from: { userId: 'server', userName: 'server' }, offset: expect.any(Number) });
     }
     expect(elsewhere.of('event')).toHaveLength(0);
   });
