@@ -1,9 +1,16 @@
 /** NatsBus: the shared relay (RelayBus) over a NatsTransport, built in one call. */
 import { randomUUID } from 'node:crypto';
 import { RelayBus, type RelayBusOptions } from '@retrotro/bus-core';
+import type { JetStreamHistoryOptions } from './jetstream-history.js';
 import { NatsTransport, type NatsTransportOptions } from './nats-transport.js';
 
-export type NatsBusOptions = Omit<RelayBusOptions, 'transport'> & NatsTransportOptions;
+/**
+ * Everything RelayBus takes except the transport, plus the NATS transport's options. With
+ * `history: { size, ttlS }` (size > 0) the room history lives in JetStream; `jetstream`
+ * tunes that store.
+ */
+export type NatsBusOptions = Omit<RelayBusOptions, 'transport'> &
+  Omit<NatsTransportOptions, 'history'> & { jetstream?: JetStreamHistoryOptions };
 
 export class NatsBus extends RelayBus {
   declare readonly transport: NatsTransport;
@@ -21,6 +28,7 @@ export class NatsBus extends RelayBus {
       connectTimeoutMs: options.connectTimeoutMs,
       reconnectTimeWaitMs: options.reconnectTimeWaitMs,
       pingIntervalMs: options.pingIntervalMs,
+      history: (options.history?.size ?? 0) > 0 ? (options.jetstream ?? true) : false,
     });
     super({ ...options, podId, transport });
   }

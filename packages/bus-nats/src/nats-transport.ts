@@ -5,7 +5,7 @@
  * states, the open deadline, close during open, publish gating and the guarded sink are
  * bus-core's TransportLifecycle. nats.js reconnects by itself; we only report it.
  */
-import { connect, type NatsConnection, type Status, type Subscription } from '@nats-io/transport-node';
+import { connect, headers, type MsgHdrs, type NatsConnection, type Status, type Subscription } from '@nats-io/transport-node';
 import {
   BusError,
   STREAMS,
@@ -19,6 +19,7 @@ import {
 } from '@retrotro/bus-core';
 import { TransportLifecycle, maskUrl } from '@retrotro/bus-core/internal';
 import { loadCredentials } from './credentials.js';
+import { HISTORY_COPY_HEADER, JetStreamHistory, type JetStreamHistoryOptions } from './jetstream-history.js';
 import { roomSubject, streamSubject } from './subjects.js';
 
 export interface NatsTransportOptions {
@@ -42,6 +43,11 @@ export interface NatsTransportOptions {
   reconnectTimeWaitMs?: number;
   /** Client PING interval; two unanswered PINGs count as a lost connection. Default 10000. */
   pingIntervalMs?: number;
+  /**
+   * Room history in JetStream (CONTRACT section 8): `true` or options make `history` a
+   * `JetStreamHistory` (stream `<prefix>_history`). Off by default: core NATS only.
+   */
+  history?: boolean | JetStreamHistoryOptions;
 }
 
 const DEFAULT_SERVERS = 'nats://127.0.0.1:4222';
@@ -71,6 +77,8 @@ export class NatsTransport implements Transport {
   readonly chunking = false;
   readonly prefix: string;
   readonly roomSubjects: 'flat' | 'per-room';
+  /** The JetStream history store, when created with `history`; open it after `open()`. */
+  readonly history: JetStreamHistory | undefined;
 
   private readonly servers: string[];
   private readonly options: NatsTransportOptions;
@@ -106,6 +114,7 @@ export class NatsTransport implements Transport {
       },
       { name: 'NATS transport', target: this.target, connectTimeoutMs: options.connectTimeoutMs ?? 5_000, logger: this.log },
     );
+    this.history = options.history ? this.createHistory(options.history === true ? {} : options.history) : undefined;
   }
 
   /** The server's `max_payload` (1 MiB unless configured otherwise), kept across outages. */
@@ -211,6 +220,7 @@ export class NatsTransport implements Transport {
   }
 
   private async shutdown(graceful: boolean): Promise<void> {
+    await this.history?.stop();
     const nc = this.nc;
     this.nc = undefined;
     if (!nc) return;
@@ -247,9 +257,38 @@ export class NatsTransport implements Transport {
           this.log.error({ err, subject }, 'NATS subscription failed');
           return;
         }
+        // A Go pod's copy of a history event: we have it (with its offset) from the live feed.
+        if (msg.headers !== undefined && msg.headers.has(HISTORY_COPY_HEADER)) return;
         this.life.deliver(stream, msg.string());
       },
     });
+  }
+
+  private createHistory(options: JetStreamHistoryOptions): JetStreamHistory {
+    const marker: MsgHdrs = headers();
+    marker.set(HISTORY_COPY_HEADER, '1');
+    const life = this.life;
+    return new JetStreamHistory(
+      {
+        prefix: this.prefix,
+        target: this.target,
+        log: this.log,
+        connection: () => this.nc,
+        get connected() {
+          return life.connected;
+        },
+        refuse: () => this.life.refusePublish(),
+        deliver: (envelope) => this.life.deliver('room', envelope),
+        publishCopy: (stream, payload) => {
+          // Go pods listen on the flat subjects only; in per-room mode there are none.
+          if (this.roomSubjects === 'per-room') return;
+          const nc = this.nc;
+          if (!nc || !this.life.connected) return;
+          nc.publish(this.streamSubjects[stream], payload, { headers: marker });
+        },
+      },
+      options,
+    );
   }
 
   private subscribeRoom(nc: NatsConnection, roomId: string): Subscription | undefined {
@@ -292,6 +331,8 @@ export class NatsTransport implements Transport {
 
   private lost(error: Error): void {
     this.life.lost(error);
+    // PubAcks still awaited will not come over this connection: fail those appends now.
+    this.history?.connectionLost();
   }
 
   private regained(nc: NatsConnection, server: string): void {

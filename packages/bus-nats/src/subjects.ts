@@ -1,7 +1,8 @@
 /**
  * NATS subject names. The flat subjects are the contract's (`<prefix>.room`,
  * `<prefix>.presence`), shared with Go pods; `control` and `chunk` are ours. Per-room
- * subjects (`<prefix>.room.<token>`) are an opt-in extension Go pods never see. The prefix
+ * subjects (`<prefix>.room.<token>`) are an opt-in extension Go pods never see, and so are the
+ * JetStream history subjects (`<prefix>.history.<token>`). The prefix
  * follows bus-core's one rule (`validateBusPrefix`), which keeps it a single subject token.
  */
 import type { StreamKind } from '@retrotro/bus-core';
@@ -12,6 +13,21 @@ export function streamSubject(prefix: string, stream: StreamKind): string {
 
 export function roomSubject(prefix: string, roomId: string): string {
   return `${prefix}.room.${roomToken(roomId)}`;
+}
+
+/** JetStream history of one room: `<prefix>.history.<token>` (one subject per room). */
+export function historySubject(prefix: string, roomId: string): string {
+  return `${prefix}.history.${roomToken(roomId)}`;
+}
+
+/** Every room's history subject: the history stream's one subject filter. */
+export function historySubjects(prefix: string): string {
+  return `${prefix}.history.*`;
+}
+
+/** The history stream of a prefix (stream names allow `[A-Za-z0-9_-]`; a prefix is `[A-Za-z0-9_]`). */
+export function historyStreamName(prefix: string): string {
+  return `${prefix}_history`;
 }
 
 // Characters kept as they are; everything else becomes `_` + two hex digits per UTF-8 byte.
