@@ -104,9 +104,7 @@ describe.each(['postgres', 'nats'] as const)('SDK clients through pod crashes an
       tracked.push(t);
     }
     const everyone = ['observer', ...tracked.map((t) => t.userId)].sort();
-    await waitUntil('everyone sees everyone', () =>
-      tracked.every((t) => t.room.participants.length === everyone.length),
-    );
+    await waitUntil('everyone sees everyone', () => tracked.every((t) => t.room.participants.length === everyone.length));
     const joinedFrames = observer.of('participant_joined').length;
     for (const t of tracked) {
       t.room.on('participants', (list) => {
@@ -189,8 +187,14 @@ describe.each(['postgres', 'nats'] as const)('SDK clients through pod crashes an
           expect(got, `client ${t.index} got its own events`).toEqual([]);
           continue;
         }
-        expect(got.map((r) => r.seq), `client ${t.index} from client ${p.index}`).toEqual(p.acked.map((_, seq) => seq));
-        expect(got.map((r) => r.offset), `client ${t.index} from client ${p.index}: offsets`).toEqual(p.acked);
+        expect(
+          got.map((r) => r.seq),
+          `client ${t.index} from client ${p.index}`,
+        ).toEqual(p.acked.map((_, seq) => seq));
+        expect(
+          got.map((r) => r.offset),
+          `client ${t.index} from client ${p.index}: offsets`,
+        ).toEqual(p.acked);
       }
       expect(t.shortLists, `client ${t.index}: participants lists missing someone`).toEqual([]);
       expect(t.room.participants.map((p) => p.userId).sort()).toEqual(everyone);

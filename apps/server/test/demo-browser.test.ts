@@ -17,7 +17,8 @@ const ARTIFACTS = fileURLToPath(new URL('../test-artifacts/', import.meta.url));
 
 const participantsOf = (page: Page) => page.locator('#participants li').allTextContents();
 const notesOf = (page: Page) => page.locator('#notes li').allTextContents();
-const offsetsOf = async (page: Page) => (await page.locator('#notes li').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-offset')))).map(Number);
+const offsetsOf = async (page: Page) =>
+  (await page.locator('#notes li').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-offset')))).map(Number);
 const stateOf = (page: Page) => page.locator('#status').getAttribute('data-state');
 const timerOf = async (page: Page) => ({
   text: (await page.locator('#timer').textContent()) ?? '',
@@ -109,12 +110,16 @@ describe('demo page in a browser, two pods over postgres (dev mode)', () => {
     const page2 = await openDemo(b, [b, a]);
 
     // Each page says which pod serves it.
-    await waitUntil('pod ids shown', async () =>
-      (await page1.locator('#pod').textContent())!.includes(podA) && (await page2.locator('#pod').textContent())!.includes(podB),
+    await waitUntil(
+      'pod ids shown',
+      async () => (await page1.locator('#pod').textContent())!.includes(podA) && (await page2.locator('#pod').textContent())!.includes(podB),
     );
 
     // Each picks a name and the same room.
-    for (const [page, name] of [[page1, 'alice'], [page2, 'bob']] as const) {
+    for (const [page, name] of [
+      [page1, 'alice'],
+      [page2, 'bob'],
+    ] as const) {
       await page.locator('#name').fill(name);
       await page.locator('#room').fill(roomId);
       await page.getByTestId('join').click();
@@ -200,7 +205,10 @@ describe('demo page in a browser, two pods over postgres (dev mode)', () => {
     expect(await notesOf(page2)).toEqual(expected('bob'));
     for (const page of [page1, page2]) {
       const offsets = await offsetsOf(page);
-      expect(offsets.every((o, i) => Number.isInteger(o) && (i === 0 || o > offsets[i - 1]!)), `offsets ${offsets}`).toBe(true);
+      expect(
+        offsets.every((o, i) => Number.isInteger(o) && (i === 0 || o > offsets[i - 1]!)),
+        `offsets ${offsets}`,
+      ).toBe(true);
     }
     expect(await offsetsOf(page1)).toEqual(await offsetsOf(page2));
     await expect.poll(() => page1.locator('#reset').isHidden()).toBe(true);
