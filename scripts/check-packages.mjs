@@ -120,35 +120,40 @@ function checkReadme(name, unpacked) {
 }
 
 // Run in the scratch project: import every package, relay a frame between two buses over
-// MemoryTransport, and construct the broker buses without connecting.
+// MemoryTransport, and construct the broker buses and a Socket.IO adapter factory without connecting.
 const SMOKE_JS = `
 import * as core from '@retrotro/bus-core';
 import * as pg from '@retrotro/bus-pg';
 import * as nats from '@retrotro/bus-nats';
+import * as internal from '@retrotro/bus-core/internal';
+import * as sio from '@retrotro/socket.io-adapter';
 // The bus's own timers are unref()'d (a server keeps the process alive); so must we, here.
 const keepAlive = setInterval(() => {}, 1_000);
 const expect = (cond, what) => { if (!cond) { console.error('FAIL ' + what); process.exitCode = 1; } };
-const exportsOf = { '@retrotro/bus-core': [core, ['RelayBus', 'MemoryBroker', 'MemoryTransport', 'BusError', 'BrokerUnreachableError', 'maskUrl', 'STREAMS']],
-  '@retrotro/bus-pg': [pg, ['PgBus', 'PgTransport', 'Channels']], '@retrotro/bus-nats': [nats, ['NatsBus', 'NatsTransport', 'roomToken']] };
+const exportsOf = { '@retrotro/bus-core': [core, ['RelayBus', 'MemoryBroker', 'MemoryTransport', 'BusError', 'BrokerUnreachableError', 'STREAMS']],
+  '@retrotro/bus-core/internal': [internal, ['maskUrl', 'TransportLifecycle']],
+  '@retrotro/bus-pg': [pg, ['PgBus', 'PgTransport', 'Channels']], '@retrotro/bus-nats': [nats, ['NatsBus', 'NatsTransport', 'roomToken']],
+  '@retrotro/socket.io-adapter': [sio, ['createAdapter', 'BusAdapter']] };
 for (const [name, [mod, names]] of Object.entries(exportsOf))
   for (const n of names) expect(mod[n] !== undefined, name + ' exports ' + n);
 const received = [];
 const hub = (pod) => ({ deliverLocal: (roomId, frame) => received.push({ pod, roomId, frame }),
   participantJoined() {}, participantLeft() {}, cancelPendingDisconnect() {} });
 const broker = new core.MemoryBroker();
-const a = new core.RelayBus({ transport: new core.MemoryTransport(broker), hub: hub('a'), podId: 'pod-a' });
-const b = new core.RelayBus({ transport: new core.MemoryTransport(broker), hub: hub('b'), podId: 'pod-b' });
-await a.start(); await b.start(); await Promise.all([a.whenReady(), b.whenReady()]);
+const a = new core.RelayBus({ transport: new core.MemoryTransport(broker), podId: 'pod-a' });
+const b = new core.RelayBus({ transport: new core.MemoryTransport(broker), podId: 'pod-b' });
+await a.start(hub('a')); await b.start(hub('b')); await Promise.all([a.whenReady(), b.whenReady()]);
 const sent = await a.publishToRemotePods('room-1', { type: 'hello', payload: { n: 1 } });
 expect(sent.ok, 'publishToRemotePods resolves ok');
 for (let i = 0; i < 100 && !received.some((r) => r.pod === 'b'); i++) await new Promise((r) => setTimeout(r, 20));
 expect(received.some((r) => r.pod === 'b' && r.roomId === 'room-1' && r.frame.payload?.n === 1), 'pod b receives the frame');
 expect(!received.some((r) => r.pod === 'a'), 'pod a does not receive its own remote-only frame');
 await a.stop(); await b.stop();
-const pgBus = new pg.PgBus({ hub: hub('pg'), connectionString: 'postgres://app:secret@127.0.0.1:1/db' });
+const pgBus = new pg.PgBus({ connectionString: 'postgres://app:secret@127.0.0.1:1/db' });
 expect(pgBus instanceof core.RelayBus, 'PgBus is a RelayBus of the same bus-core copy');
-const natsBus = new nats.NatsBus({ hub: hub('nats'), servers: 'nats://127.0.0.1:1' });
+const natsBus = new nats.NatsBus({ servers: 'nats://127.0.0.1:1' });
 expect(natsBus instanceof core.RelayBus, 'NatsBus is a RelayBus of the same bus-core copy');
+expect(typeof sio.createAdapter({ bus: { type: 'nats', servers: 'nats://127.0.0.1:1' } }) === 'function', 'createAdapter returns a factory without connecting');
 clearInterval(keepAlive);
 if (!process.exitCode) console.log('smoke test passed');
 `;
@@ -158,13 +163,17 @@ const TYPES_TS = `
 import { RelayBus, MemoryBroker, MemoryTransport, type LocalHub, type Frame, type PublishResult } from '@retrotro/bus-core';
 import { PgBus, type PgBusOptions } from '@retrotro/bus-pg';
 import { NatsBus, type NatsBusOptions } from '@retrotro/bus-nats';
+import { createAdapter, type AdapterOptions, type BusAdapter } from '@retrotro/socket.io-adapter';
 const hub: LocalHub = { deliverLocal(_r: string, _f: Frame) {}, participantJoined() {}, participantLeft() {}, cancelPendingDisconnect() {} };
-const bus: RelayBus = new RelayBus({ transport: new MemoryTransport(new MemoryBroker()), hub });
+const bus: RelayBus = new RelayBus({ transport: new MemoryTransport(new MemoryBroker()) });
+const started: Promise<void> = bus.start(hub);
 const result: Promise<PublishResult> = bus.broadcastToRoom('r', { type: 't' });
-const pgOptions: PgBusOptions = { hub, connectionString: 'postgres://localhost/db' };
-const natsOptions: NatsBusOptions = { hub, servers: 'nats://localhost:4222' };
+const pgOptions: PgBusOptions = { connectionString: 'postgres://localhost/db' };
+const natsOptions: NatsBusOptions = { servers: 'nats://localhost:4222' };
 const buses: RelayBus[] = [new PgBus(pgOptions), new NatsBus(natsOptions)];
-export { result, buses };
+const sioOptions: AdapterOptions = { bus: { type: 'postgres', connectionString: 'postgres://localhost/db', prefix: 'app' }, heartbeatInterval: 5000 };
+const factory: (nsp: unknown) => BusAdapter = createAdapter(sioOptions);
+export { result, started, buses, factory };
 `;
 
 /** npm install all tarballs in one go (bus-core resolves locally), then run and typecheck. */

@@ -151,16 +151,10 @@ export class Handler {
       return this.error(client, 'room_full', `room ${roomId} has its maximum of ${this.options.maxParticipantsPerRoom} participants`);
     }
     if (client.roomId !== undefined) this.hub.leave(client, { grace: false });
-    if (this.hub.join(client, roomId)) {
-      // Registers the user cluster-wide at once (others get participant_joined), then relays.
-      const sent = this.bus.publishPresenceJoin(roomId, client.participant);
-      this.rooms.answer(client, roomId, since.since);
-      void sent.then((r) => {
-        if (!r.ok) this.log.warn({ err: r.error, roomId }, 'presence join not relayed; it is resent on resync');
-      });
-    } else {
-      this.rooms.answer(client, roomId, since.since);
-    }
+    // The first connection of the user here registers them cluster-wide at once (the tracker
+    // publishes the join; others get participant_joined), then room_state is answered.
+    this.hub.join(client, roomId);
+    this.rooms.answer(client, roomId, since.since);
   }
 
   private publish(client: Client, payload: unknown): void {

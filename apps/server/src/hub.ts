@@ -1,11 +1,11 @@
 /**
  * The pod's local sockets and rooms. It implements the bus's LocalHub: the bus calls it to
- * deliver frames and to report cluster-wide joins and leaves; the hub calls `onUserGone`
- * when a user's last local connection in a room is gone for good (after the grace period
- * for dropped sockets), which the composition root wires to `bus.publishPresenceLeave`.
+ * deliver frames and to report cluster-wide joins and leaves. Presence bookkeeping (counting
+ * a user's connections, the grace period of a dropped socket, publishing the join and the
+ * leave) is bus-core's PresenceTracker: the hub only attaches and detaches its sockets.
  */
 import { randomUUID } from 'node:crypto';
-import type { DeliverOptions, Frame, LocalHub, Participant } from '@retrotro/bus-core';
+import type { DeliverOptions, Frame, LocalHub, Participant, PresenceTracker } from '@retrotro/bus-core';
 import type { Identity } from './auth.js';
 
 /** What the hub needs of a socket (`ws` WebSocket fits); lets tests use fakes. */
@@ -57,14 +57,12 @@ export class Client {
 }
 
 export interface HubOptions {
-  /** How long a dropped user stays present (DISCONNECT_GRACE_MS). */
-  graceMs: number;
+  /** Counts connections per (room, user) and publishes presence; its grace is DISCONNECT_GRACE_MS. */
+  presence: PresenceTracker;
   /** A socket whose unsent bytes exceed this is closed with 1013 (slow consumer). */
   maxBufferedBytes: number;
   /** Frames held for a client whose join is being answered; beyond, the client is closed with 1013 (it can recover). Default 4 MiB. */
   maxHeldBytes?: number;
-  /** The user's last local connection in the room is gone: tell the cluster. */
-  onUserGone(roomId: string, userId: string): void;
 }
 
 export class HubCounters {
@@ -72,16 +70,11 @@ export class HubCounters {
   slowConsumers = 0;
 }
 
-const key = (roomId: string, userId: string) => `${roomId}\u0000${userId}`;
-
 export class Hub implements LocalHub {
   readonly counters = new HubCounters();
   private readonly clients = new Set<Client>();
   /** roomId -> userId -> that user's local clients in the room */
   private readonly rooms = new Map<string, Map<string, Set<Client>>>();
-  /** Dropped users waiting out their grace period, by room and user. */
-  private readonly grace = new Map<string, NodeJS.Timeout>();
-  private closing = false;
   /** Sockets corked during this tick; uncorked together right after it. */
   private readonly corked = new Set<ClientSocket>();
   private uncorkScheduled = false;
@@ -125,27 +118,20 @@ export class Hub implements LocalHub {
 
   /**
    * Puts the client in a room. Returns true when this is the user's first local connection
-   * there (the caller then announces the user to the cluster); false for another tab or a
+   * there (the tracker announced the user to the cluster); false for another tab or a
    * reconnect within the grace period.
    */
   join(client: Client, roomId: string): boolean {
     let users = this.rooms.get(roomId);
     if (!users) this.rooms.set(roomId, (users = new Map()));
     let conns = users.get(client.userId);
-    const hadConnection = conns !== undefined && conns.size > 0;
     if (!conns) users.set(client.userId, (conns = new Set()));
     conns.add(client);
     client.roomId = roomId;
     client.lastOffset = 0;
     client.held = undefined;
     client.heldBytes = 0;
-    const pending = this.grace.get(key(roomId, client.userId));
-    if (pending) {
-      clearTimeout(pending);
-      this.grace.delete(key(roomId, client.userId));
-      return false; // still announced from before the drop
-    }
-    return !hadConnection;
+    return this.options.presence.attach(roomId, client.participant, client.id) === 'joined';
   }
 
   /**
@@ -161,18 +147,11 @@ export class Hub implements LocalHub {
     client.joinSeq++;
     const users = this.rooms.get(roomId);
     const conns = users?.get(client.userId);
-    if (!users || !conns || !conns.delete(client) || conns.size > 0) return;
-    const k = key(roomId, client.userId);
-    if (grace && this.options.graceMs > 0 && !this.closing) {
-      const timer = setTimeout(() => {
-        this.grace.delete(k);
-        if (!this.rooms.get(roomId)?.get(client.userId)?.size) this.userGone(roomId, client.userId);
-      }, this.options.graceMs);
-      timer.unref();
-      this.grace.set(k, timer);
-    } else {
-      this.userGone(roomId, client.userId);
-    }
+    if (!users || !conns || !conns.delete(client)) return;
+    if (conns.size === 0) users.delete(client.userId);
+    if (users.size === 0) this.rooms.delete(roomId);
+    // After closeAll the tracker is closed: the bus's stop() speaks for our users.
+    this.options.presence.detach(roomId, client.userId, client.id, { grace });
   }
 
   /** Sends one frame to one client. */
@@ -262,22 +241,15 @@ export class Hub implements LocalHub {
   }
 
   cancelPendingDisconnect(roomId: string, userId: string): void {
-    const k = key(roomId, userId);
-    const pending = this.grace.get(k);
-    if (!pending) return;
     // The user reconnected on another pod: our stale entry can go now, nobody sees a leave.
-    clearTimeout(pending);
-    this.grace.delete(k);
-    this.userGone(roomId, userId);
+    this.options.presence.cancelPendingDisconnect(roomId, userId);
   }
 
   // ---- shutdown -------------------------------------------------------------------------
 
   /** Closes every socket (1001 going away). The bus's stop() then tells the cluster. */
   closeAll(code = 1001, reason = 'server shutting down'): void {
-    this.closing = true;
-    for (const t of this.grace.values()) clearTimeout(t);
-    this.grace.clear();
+    void this.options.presence.closeAll();
     for (const c of this.clients) {
       try {
         c.socket.close(code, reason);
@@ -311,15 +283,6 @@ export class Hub implements LocalHub {
       for (const s of this.corked) s.uncork!();
       this.corked.clear();
     });
-  }
-
-  private userGone(roomId: string, userId: string): void {
-    const users = this.rooms.get(roomId);
-    if (users && !users.get(userId)?.size) {
-      users.delete(userId);
-      if (users.size === 0) this.rooms.delete(roomId);
-    }
-    if (!this.closing) this.options.onUserGone(roomId, userId);
   }
 
   private sendRaw(client: Client, data: string | Buffer): void {

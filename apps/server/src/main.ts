@@ -5,6 +5,7 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { PresenceTracker } from '@retrotro/bus-core';
 import { pino } from 'pino';
 import { Authenticator } from './auth.js';
 import { createBus } from './bus-factory.js';
@@ -42,12 +43,9 @@ async function main(): Promise<void> {
     (stream, seconds, ok) => metrics.observePublish(config.busType, stream, seconds, ok),
     (operation, seconds, ok) => metrics.observeHistory(operation, seconds, ok),
   );
-  // The hub tells the bus when a user is gone; the bus is handed the hub when it starts.
-  const hub = new Hub({
-    graceMs: config.disconnectGraceMs,
-    maxBufferedBytes: config.wsMaxBufferedBytes,
-    onUserGone: (roomId, userId) => void bus.publishPresenceLeave(roomId, userId),
-  });
+  // The tracker publishes our users' presence on the bus; the bus is handed the hub when it starts.
+  const presence = new PresenceTracker({ bus, graceMs: config.disconnectGraceMs, logger: log });
+  const hub = new Hub({ presence, maxBufferedBytes: config.wsMaxBufferedBytes });
   const timers = new TimerService(bus, hub, { logger: log });
   const auth = new Authenticator(config.jwtSecret);
   const handler = new Handler(

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { OK, PresenceTracker } from '@retrotro/bus-core';
 import { Client, Hub, type ClientSocket } from '../src/hub.js';
 
 class FakeSocket implements ClientSocket {
@@ -26,7 +27,15 @@ describe('Hub', () => {
   beforeEach(() => {
     vi.useFakeTimers();
     gone = [];
-    hub = new Hub({ graceMs: 1_000, maxBufferedBytes: 100, onUserGone: (r, u) => gone.push([r, u]) });
+    // The tracker publishes presence on a fake bus; its leaves are the users gone from this pod.
+    const bus = {
+      publishPresenceJoin: async () => OK,
+      publishPresenceLeave: async (r: string, u: string) => {
+        gone.push([r, u]);
+        return OK;
+      },
+    };
+    hub = new Hub({ presence: new PresenceTracker({ bus, graceMs: 1_000 }), maxBufferedBytes: 100 });
   });
   afterEach(() => vi.useRealTimers());
 

@@ -22,3 +22,11 @@ export {
 } from './errors.js';
 export { silentLogger, type Logger } from './logger.js';
 export { validateBusPrefix, MAX_PREFIX_LENGTH } from './prefix.js';
+export {
+  PresenceTracker,
+  type PresenceTrackerOptions,
+  type PresencePublisher,
+  type AttachOutcome,
+  type DetachOutcome,
+  type DetachOptions,
+} from './presence-tracker.js';

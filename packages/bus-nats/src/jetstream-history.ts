@@ -31,6 +31,8 @@ import {
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
+  type MsgRequest,
+  type StoredMsg,
   type StreamInfo,
 } from '@nats-io/jetstream';
 import { createInbox, headers, nanos, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
@@ -73,6 +75,23 @@ const H_POD = 'Retrotro-Pod';
 const H_ROOM = 'Retrotro-Room';
 const H_USER = 'Retrotro-User';
 const H_EXCEPT = 'Retrotro-Except';
+/**
+ * A room's genesis marker: an empty message written when a room is looked at empty (with an
+ * expected last subject sequence of 0, so one pod's lands). JetStream keeps no record of
+ * what it trimmed; while a room's oldest message is its marker, nothing of it was trimmed, so
+ * a client that saw the room empty (since offset 0) can be told `recovered: true`. Every
+ * event carries its room's marker sequence (`Retrotro-Genesis-Seq`), and the room's epoch is
+ * the stream's plus that number: when a room's whole history aged out and a new marker was
+ * written, its epoch changes, as it must. Markers are never events: reads and the feed skip them.
+ */
+const H_GENESIS = 'Retrotro-Genesis';
+const H_GENESIS_SEQ = 'Retrotro-Genesis-Seq';
+const isGenesis = (h: MsgHdrs | undefined) => h?.get(H_GENESIS) === '1';
+/** The marker sequence a message names: its own for a marker, its header for an event, 0 if none. */
+const genesisSeqOf = (m: { seq: number; header?: MsgHdrs | undefined } | null) =>
+  !m ? 0 : isGenesis(m.header) ? m.seq : Number(m.header?.get(H_GENESIS_SEQ) ?? 0) || 0;
+/** Rooms whose marker sequence is remembered at most; beyond, the cache starts over. */
+const GENESIS_CACHE = 10_000;
 const H_MSG_ID = 'Nats-Msg-Id';
 
 export const DEFAULT_DUPLICATE_WINDOW_S = 7_200;
@@ -166,6 +185,10 @@ export class JetStreamHistory implements HistoryStore {
   private readonly subjectCache = new Map<string, string>();
 
   private js: JetStreamClient | undefined;
+  /** roomId -> its genesis marker's sequence (0: the room has none we know of). */
+  private readonly genesis = new Map<string, number>();
+  private readonly genesisLookups = new Map<string, Promise<number>>();
+  private readonly lostWaiters = new Set<(e: Error) => void>();
   /** PubAcks of our appends arrive on `<ackInbox>.<n>`, one subscription for all. */
   private ackInbox = '';
   private ackSub: Subscription | undefined;
@@ -232,6 +255,10 @@ export class JetStreamHistory implements HistoryStore {
   async append(items: readonly AppendItem[]): Promise<AppendOutcome[]> {
     if (items.length === 0) return [];
     this.ready();
+    if (!this.host.connected) return this.host.refuse();
+    // Every event names its room's marker. Calls for one room wait on one lookup, in call order.
+    const unknown = [...new Set(items.filter((i) => !this.genesis.has(i.roomId)).map((i) => i.roomId))];
+    if (unknown.length > 0) await this.untilLost(Promise.all(unknown.map((r) => this.genesisFor(r))));
     const nc = this.host.connection();
     if (!nc || !this.host.connected) return this.host.refuse();
     const epoch = this.currentEpoch;
@@ -266,7 +293,7 @@ export class JetStreamHistory implements HistoryStore {
       const ack = r.value;
       // Stored (and on its way to every pod's live feed): Go pods get their copy too.
       if (!ack.duplicate) this.publishCopies(items[i]!, ack.seq);
-      outcomes.push({ offset: ack.seq, epoch, duplicate: ack.duplicate });
+      outcomes.push({ offset: ack.seq, epoch: `${epoch}.${this.genesis.get(items[i]!.roomId) ?? 0}`, duplicate: ack.duplicate });
     }
     if (failure !== undefined || outcomes.length !== items.length) throw this.appendError(failure, items);
     return outcomes;
@@ -276,7 +303,18 @@ export class JetStreamHistory implements HistoryStore {
    * The connection was lost: appends waiting for PubAcks fail now rather than at their
    * timeout (the acks of a dead connection never come). Retrying is safe for events with an id.
    */
+  /** `work`, or a rejection as soon as the connection is lost (a request would wait for its timeout). */
+  private untilLost<T>(work: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const onLost = (e: Error) => reject(e);
+      this.lostWaiters.add(onLost);
+      work.then(resolve, reject).finally(() => this.lostWaiters.delete(onLost));
+    });
+  }
+
   connectionLost(): void {
+    for (const w of [...this.lostWaiters]) w(new BusError('bus_unavailable', `lost the connection to ${this.host.target}; retry`));
+    this.lostWaiters.clear();
     if (this.acks.size === 0) return;
     const error = new BusError('bus_unavailable', `lost the connection to ${this.host.target} before JetStream acknowledged; retry`);
     const pending = [...this.acks.values()];
@@ -296,15 +334,53 @@ export class JetStreamHistory implements HistoryStore {
   }
 
   async position(roomId: string): Promise<HistoryPosition> {
-    const jsm = this.readyManager();
+    this.readyManager();
     if (!this.host.connected) return this.host.refuse();
-    const subject = this.subjectOf(roomId);
     try {
-      const [offset, epoch] = await Promise.all([this.newestOf(jsm, subject), this.freshEpoch(EPOCH_CACHE_MS)]);
-      return { offset, epoch };
+      const [last, epoch] = await Promise.all([this.newestMessage(roomId), this.freshEpoch(EPOCH_CACHE_MS)]);
+      return { offset: last && !isGenesis(last.header) ? last.seq : 0, epoch: `${epoch}.${genesisSeqOf(last)}` };
     } catch (e) {
       throw this.requestError(e, `read the position of room ${JSON.stringify(roomId)}`);
     }
+  }
+
+  /** The room's newest message; a room with none gets its genesis marker first. Remembers the marker. */
+  private async newestMessage(roomId: string): Promise<StoredMsg | null> {
+    const jsm = this.readyManager();
+    const subject = this.subjectOf(roomId);
+    let last = await jsm.streams.getMessage(this.streamName, { last_by_subj: subject });
+    if (!last) {
+      const h = headers();
+      h.set(H_GENESIS, '1');
+      h.set(H_ROOM, encodeHeaderValue(roomId));
+      try {
+        await this.ready().publish(subject, '', { headers: h, expect: { lastSubjectSequence: 0 } });
+      } catch {
+        // Another pod's marker or a first event came first: either way the room is not empty now.
+      }
+      last = await jsm.streams.getMessage(this.streamName, { last_by_subj: subject });
+    }
+    this.rememberGenesis(roomId, genesisSeqOf(last));
+    return last;
+  }
+
+  private rememberGenesis(roomId: string, seq: number): void {
+    if (this.genesis.size >= GENESIS_CACHE && !this.genesis.has(roomId)) this.genesis.clear();
+    this.genesis.set(roomId, seq);
+  }
+
+  /** The room's marker sequence, looked up (one lookup at a time per room) when not known. */
+  private genesisFor(roomId: string): Promise<number> {
+    const known = this.genesis.get(roomId);
+    if (known !== undefined) return Promise.resolve(known);
+    let lookup = this.genesisLookups.get(roomId);
+    if (!lookup) {
+      lookup = this.newestMessage(roomId)
+        .then(genesisSeqOf, () => 0)
+        .finally(() => this.genesisLookups.delete(roomId));
+      this.genesisLookups.set(roomId, lookup);
+    }
+    return lookup;
   }
 
   /** Stops the live feed (the transport calls it before closing the connection). */
@@ -441,6 +517,7 @@ export class JetStreamHistory implements HistoryStore {
   }
 
   private setEpoch(info: StreamInfo): void {
+    if (epochOf(info) !== this.currentEpoch) this.genesis.clear(); // a new stream: new markers
     this.currentEpoch = epochOf(info);
     this.epochAt = Date.now();
   }
@@ -454,6 +531,7 @@ export class JetStreamHistory implements HistoryStore {
     h.set(H_USER, encodeHeaderValue(item.userId));
     if (item.except !== undefined) h.set(H_EXCEPT, encodeHeaderValue(item.except));
     if (item.id !== undefined) h.set(H_MSG_ID, msgIdOf(item.roomId, item.userId, item.id));
+    h.set(H_GENESIS_SEQ, String(this.genesis.get(item.roomId) ?? 0));
     nc.publish(this.subjectOf(item.roomId), item.payload, { headers: h, reply: `${this.ackInbox}.${ackId}` });
   }
 
@@ -537,9 +615,9 @@ export class JetStreamHistory implements HistoryStore {
     if (!this.host.connected) return this.host.refuse();
     const subject = this.subjectOf(roomId);
     try {
-      const [before, newest, events] = await Promise.all([
+      const [before, newestMsg, events] = await Promise.all([
         this.info(jsm),
-        this.newestOf(jsm, subject),
+        this.newestMessage(roomId),
         limit > 0 ? this.readEvents(jsm, js, subject, after, limit) : Promise.resolve([]),
       ]);
       // Completeness is judged after the events were read: trimming only ever removes a
@@ -547,16 +625,19 @@ export class JetStreamHistory implements HistoryStore {
       // removed before or while we read.
       const [later, atAfter] = await Promise.all([
         this.info(jsm),
-        after > 0 ? jsm.streams.getMessage(this.streamName, { seq: after }) : Promise.resolve(null),
+        // After 0: the room's oldest message, which is its genesis marker while nothing was trimmed.
+        // (nats.js types no next_by_subj for the stream API, which the server has had since 2.9.)
+        jsm.streams.getMessage(this.streamName, after > 0 ? { seq: after } : ({ seq: 1, next_by_subj: subject } as unknown as MsgRequest)),
       ]);
-      const epoch = epochOf(later);
-      if (epochOf(before) !== epoch) return undefined;
+      if (epochOf(before) !== epochOf(later)) return undefined;
+      const genesis = genesisSeqOf(newestMsg);
+      const epoch = `${epochOf(later)}.${genesis}`;
+      const newest = newestMsg && !isGenesis(newestMsg.header) ? newestMsg.seq : 0;
       const complete =
         after > 0
           ? atAfter !== null && atAfter.subject === subject
-          : // From the beginning: only while the stream never lost a message (nothing of any
-            // room trimmed yet), as JetStream keeps no record of a room's trimmed messages.
-            (later.state.num_deleted ?? 0) === 0 && later.state.first_seq <= 1;
+          : // From the beginning: only while the room's oldest message is its own marker.
+            atAfter !== null && isGenesis(atAfter.header) && atAfter.seq === genesis;
       const last = events.length > 0 ? events[events.length - 1]!.offset : 0;
       return { epoch, newest: Math.max(newest, last), events, complete };
     } catch (e) {
@@ -591,7 +672,7 @@ export class JetStreamHistory implements HistoryStore {
             messages.stop();
             throw new Error(`history read of ${subject} lost messages in transit (delivery ${m.info.deliverySequence}, expected ${delivered})`);
           }
-          out.push({ offset: m.seq, payload: m.string() });
+          if (!isGenesis(m.headers)) out.push({ offset: m.seq, payload: m.string() });
           got++;
           pending = m.info.pending;
           if (out.length >= want || pending === 0) {
@@ -611,7 +692,7 @@ export class JetStreamHistory implements HistoryStore {
   /** The room subject's newest sequence, 0 when it has none. */
   private async newestOf(jsm: JetStreamManager, subject: string): Promise<number> {
     const m = await jsm.streams.getMessage(this.streamName, { last_by_subj: subject });
-    return m?.seq ?? 0;
+    return m && !isGenesis(m.header) ? m.seq : 0;
   }
 
   /** Stream info; a missing stream is made again (new epoch). Notices a replaced stream. */
@@ -731,6 +812,13 @@ export class JetStreamHistory implements HistoryStore {
     if (seq <= this.lastDelivered) return; // already handed on (a re-created consumer overlapping)
     this.lastDelivered = seq;
     const h = m.headers;
+    const markedRoom = h?.get(H_ROOM);
+    if (isGenesis(h)) {
+      if (markedRoom) this.rememberGenesis(decodeHeaderValue(markedRoom), seq);
+      return;
+    }
+    const named = Number(h?.get(H_GENESIS_SEQ) ?? 0);
+    if (markedRoom && named > 0) this.rememberGenesis(decodeHeaderValue(markedRoom), named);
     const podId = h?.get(H_POD) ?? '';
     const roomId = h?.get(H_ROOM) ?? '';
     if (podId === '' || roomId === '') {

@@ -12,6 +12,10 @@ import { decodeRoom, eventFrameJson, type AppendItem, type AppendOutcome } from 
 import { sleep, TcpProxy, uniquePrefix, waitFor } from '@retrotro/bus-core/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { epochOf } from '../src/jetstream-history.js';
+
+/** A room's epoch: the stream's, then its genesis marker's sequence. */
+const streamPart = (roomEpoch: string) => roomEpoch.split('.')[0];
+const roomEpochOf = (h: { epoch: string }) => expect.stringMatching(new RegExp(`^${h.epoch}\\.\\d+$`));
 import { HISTORY_COPY_HEADER, NatsTransport, historyStreamName, type NatsTransportOptions } from '../src/index.js';
 import { SHARED_NATS_URL, TestNatsServer } from './helpers/nats-server.js';
 
@@ -176,12 +180,12 @@ describe('the stream', () => {
     await a.h.append([item('r', 1)]);
     const b = await openHistory(prefix);
     expect(b.h.epoch).toBe(a.h.epoch);
-    expect((await b.h.position('r')).epoch).toBe(a.h.epoch);
+    expect(streamPart((await b.h.position('r')).epoch)).toBe(a.h.epoch);
     await Promise.all([a.t.close(), b.t.close()]);
     await jsm.streams.delete(historyStreamName(prefix));
     const c = await openHistory(prefix);
     expect(c.h.epoch).not.toBe(a.h.epoch);
-    expect(await c.h.position('r')).toEqual({ offset: 0, epoch: c.h.epoch });
+    expect(await c.h.position('r')).toEqual({ offset: 0, epoch: roomEpochOf(c.h) });
   });
 
   it('is noticed when replaced under a running pod: new epoch, live feed on the new stream', async () => {
@@ -194,7 +198,7 @@ describe('the stream', () => {
     const b = await openHistory(prefix); // another pod makes it again
     expect(b.h.epoch).not.toBe(old);
     const page = await a.h.read('r', 0, 10); // a read notices the new stream
-    expect(page.epoch).toBe(b.h.epoch);
+    expect(streamPart(page.epoch)).toBe(b.h.epoch);
     await waitFor('a takes the new epoch', () => a.h.epoch === b.h.epoch);
     const [o] = await b.h.append([item('r', 3)]);
     await waitFor('the new event on a', () => a.sink.history('r').length === 3);
@@ -206,19 +210,19 @@ describe('append and read', () => {
   it('reads back what was appended, in order, with increasing offsets', async () => {
     const prefix = uniquePrefix('hread');
     const { h, sink } = await openHistory(prefix);
-    expect(await h.position('room.1')).toEqual({ offset: 0, epoch: h.epoch });
+    expect(await h.position('room.1')).toEqual({ offset: 0, epoch: roomEpochOf(h) });
     const items = Array.from({ length: 30 }, (_, i) => item(i % 3 === 0 ? 'other' : 'room.1', i));
     const outcomes = await h.append(items);
     expect(outcomes).toHaveLength(30);
     for (const o of outcomes) {
       expect(o.duplicate).toBe(false);
-      expect(o.epoch).toBe(h.epoch);
+      expect(streamPart(o.epoch)).toBe(h.epoch);
     }
     const mine = outcomes.filter((_, i) => i % 3 !== 0).map((o) => o.offset);
     for (let i = 1; i < mine.length; i++) expect(mine[i]).toBeGreaterThan(mine[i - 1]!);
 
     const page = await h.read('room.1', 0, 100);
-    expect(page.epoch).toBe(h.epoch);
+    expect(streamPart(page.epoch)).toBe(h.epoch);
     expect(page.complete).toBe(true); // nothing was ever trimmed
     expect(page.newest).toBe(mine[mine.length - 1]);
     expect(page.events.map((e) => e.offset)).toEqual(mine);
@@ -233,7 +237,7 @@ describe('append and read', () => {
     // An offset of another room, or above the newest: not a position of this room.
     expect((await h.read('room.1', outcomes[0]!.offset, 5)).complete).toBe(false);
     expect((await h.read('room.1', mine[mine.length - 1]! + 1000, 5)).complete).toBe(false);
-    expect(await h.position('room.1')).toEqual({ offset: mine[mine.length - 1], epoch: h.epoch });
+    expect(await h.position('room.1')).toEqual({ offset: mine[mine.length - 1], epoch: roomEpochOf(h) });
     expect((await h.read('nobody', 0, 5)).events).toEqual([]);
 
     // The live feed gave the same events, in order, with except and pod id.
@@ -286,7 +290,7 @@ describe('append and read', () => {
     const a = await openHistory(prefix);
     const [first] = await a.h.append([item('r', 'once', { id: 'm-1' })]);
     const again = await a.h.append([item('r', 'once', { id: 'm-1' }), item('r', 'other user', { id: 'm-1', userId: 'u2' })]);
-    expect(again[0]).toEqual({ offset: first!.offset, epoch: a.h.epoch, duplicate: true });
+    expect(again[0]).toEqual({ offset: first!.offset, epoch: roomEpochOf(a.h), duplicate: true });
     expect(again[1]!.duplicate).toBe(false);
     expect(again[1]!.offset).toBeGreaterThan(first!.offset);
     const [elsewhere] = await a.h.append([item('r2', 'once', { id: 'm-1' })]);
@@ -316,14 +320,35 @@ describe('trimming', () => {
     expect(all.newest).toBe(offsets[24]);
   });
 
+  it('a room first seen empty is complete from 0 while its marker stands, though other rooms were trimmed', async () => {
+    const prefix = uniquePrefix('hgen');
+    const { h } = await openHistory(prefix, { size: 3, ttlS: 3_600 });
+    await h.append(Array.from({ length: 10 }, (_, i) => item('busy', i))); // trims room busy
+    const seen = await h.position('fresh'); // a client joins the empty room: it gets offset 0
+    expect(seen.offset).toBe(0);
+    const outcomes = await h.append([item('fresh', 1), item('fresh', 2)]);
+    const page = await h.read('fresh', 0, 10);
+    expect(page).toMatchObject({ complete: true, epoch: seen.epoch, newest: outcomes[1]!.offset });
+    expect(page.events.map((e) => e.offset)).toEqual(outcomes.map((o) => o.offset));
+    expect(outcomes[0]!.epoch).toBe(seen.epoch);
+    // Two more events trim the marker away (size 3): from 0 is no longer complete, the epoch stays.
+    await h.append([item('fresh', 3), item('fresh', 4)]);
+    const later = await h.read('fresh', 0, 10);
+    expect(later).toMatchObject({ complete: false, epoch: seen.epoch });
+    expect((await h.read('busy', 0, 10)).complete).toBe(false);
+  });
+
   it('drops events older than the ttl', async () => {
     const prefix = uniquePrefix('hage');
     const { h } = await openHistory(prefix, { size: 100, ttlS: 1 });
     const outcomes = await h.append([item('r', 1), item('r', 2)]);
     expect((await h.read('r', 0, 10)).events).toHaveLength(2);
     await until('the events to age out', async () => (await h.position('r')).offset === 0);
+    const before = outcomes[0]!.epoch;
     const page = await h.read('r', 0, 10);
-    expect(page).toMatchObject({ events: [], newest: 0, complete: false });
+    // The room's whole history aged out: it starts again under a new epoch (a new marker).
+    expect(page).toMatchObject({ events: [], newest: 0 });
+    expect(page.epoch).not.toBe(before);
     expect((await h.read('r', outcomes[0]!.offset, 10)).complete).toBe(false);
   });
 });
@@ -439,11 +464,11 @@ describe('faults', () => {
       const got = sink.history('r').map((e) => e.offset);
       expect(got).toEqual([...before, ...after].map((o) => o.offset));
     }
-    expect((await b.h.position('r')).epoch).toBe(epoch);
+    expect(streamPart((await b.h.position('r')).epoch)).toBe(epoch);
     const page = await b.h.read('r', 0, 1_000);
     expect(page.events).toHaveLength(100);
     expect(page.complete).toBe(true);
-    expect(page.epoch).toBe(epoch); // read() asks the server: the restarted stream kept its epoch
+    expect(streamPart(page.epoch)).toBe(epoch); // read() asks the server: the restarted stream kept its epoch
   });
 });
 

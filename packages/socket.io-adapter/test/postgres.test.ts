@@ -1,0 +1,3 @@
+import { describeCluster } from './support/suite.js';
+
+describeCluster('postgres');
