@@ -18,8 +18,14 @@ const REQUIRED_FIELDS = ['name', 'version', 'description', 'license', 'repositor
 const failures = [];
 const warnings = [];
 
-const fail = (pkg, what) => { failures.push(`${pkg}: ${what}`); console.log(`  FAIL ${what}`); };
-const warn = (pkg, what) => { warnings.push(`${pkg}: ${what}`); console.log(`  warn ${what}`); };
+const fail = (pkg, what) => {
+  failures.push(`${pkg}: ${what}`);
+  console.log(`  FAIL ${what}`);
+};
+const warn = (pkg, what) => {
+  warnings.push(`${pkg}: ${what}`);
+  console.log(`  warn ${what}`);
+};
 const ok = (what) => console.log(`  ok   ${what}`);
 
 /** Runs a command (killed after timeoutMs); returns { ok, out } with stdout and stderr together. */
@@ -28,7 +34,11 @@ function run(cmd, args, cwd, timeoutMs = 300_000) {
   const out = `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ?? ''}`.trim();
   return { ok: r.status === 0, out: out || `(no output, ${r.signal ? `killed by ${r.signal}` : `exit code ${r.status}`})` };
 }
-const indent = (text) => text.split('\n').map((l) => `       ${l}`).join('\n');
+const indent = (text) =>
+  text
+    .split('\n')
+    .map((l) => `       ${l}`)
+    .join('\n');
 
 /** The publishable workspace packages: packages/* whose package.json is not private. */
 function publishablePackages() {
@@ -71,11 +81,13 @@ function checkTypes(name, tarball) {
 function checkManifest(name, manifest) {
   const missing = REQUIRED_FIELDS.filter((f) => manifest[f] === undefined || manifest[f] === '');
   if (missing.length) fail(name, `package.json lacks ${missing.join(', ')}`);
-  const untyped = Object.entries(manifest.exports ?? {})
-    .filter(([key, value]) => key !== './package.json' && !(typeof value === 'object' && value.types));
+  const untyped = Object.entries(manifest.exports ?? {}).filter(
+    ([key, value]) => key !== './package.json' && !(typeof value === 'object' && value.types),
+  );
   if (untyped.length) fail(name, `exports without "types": ${untyped.map(([k]) => k).join(', ')}`);
-  const leaked = Object.entries({ ...manifest.dependencies, ...manifest.peerDependencies })
-    .filter(([, range]) => String(range).startsWith('workspace:'));
+  const leaked = Object.entries({ ...manifest.dependencies, ...manifest.peerDependencies }).filter(([, range]) =>
+    String(range).startsWith('workspace:'),
+  );
   if (leaked.length) fail(name, `workspace: ranges left in the tarball: ${leaked.map(([d]) => d).join(', ')}`);
   if (!missing.length && !untyped.length && !leaked.length) ok(`package.json fields (${name}@${manifest.version})`);
 }
@@ -90,7 +102,13 @@ function checkTypeImports(name, manifest, unpacked) {
   const imported = new Set();
   for (const file of readdirSync(unpacked, { recursive: true }).filter((f) => f.endsWith('.d.ts'))) {
     for (const [, spec] of readFileSync(join(unpacked, file), 'utf8').matchAll(/(?:from|import\()\s*'([^'.][^']*)'/g)) {
-      if (!isBuiltin(spec)) imported.add(spec.split('/').slice(0, spec.startsWith('@') ? 2 : 1).join('/'));
+      if (!isBuiltin(spec))
+        imported.add(
+          spec
+            .split('/')
+            .slice(0, spec.startsWith('@') ? 2 : 1)
+            .join('/'),
+        );
     }
   }
   const extraTypes = [];
@@ -114,7 +132,7 @@ function checkReadme(name, unpacked) {
   const readme = readFileSync(file, 'utf8');
   const problems = [];
   if (!/^#{2,3} Install/im.test(readme)) problems.push('no "## Install" section');
-  if (!new RegExp('```(ts|js|typescript|javascript)\\n[^`]*from \'' + name + '\'').test(readme)) problems.push(`no code example importing '${name}'`);
+  if (!new RegExp("```(ts|js|typescript|javascript)\\n[^`]*from '" + name + "'").test(readme)) problems.push(`no code example importing '${name}'`);
   if (problems.length) fail(name, `README.md: ${problems.join(', ')}`);
   else ok('README.md: install section and code example');
 }
@@ -189,10 +207,22 @@ function tarballTest(tarballs, extraTypes, tmp) {
   if (smoke.ok) ok('smoke test: imports, relay over MemoryTransport, PgBus and NatsBus constructed');
   else fail('tarball test', `smoke test failed:\n${indent(smoke.out)}`);
   writeFileSync(join(dir, 'check.ts'), TYPES_TS);
-  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', strict: true,
-      noEmit: true, skipLibCheck: false, types: ['node'], typeRoots: [join(root, 'node_modules/@types')] },
-    files: ['check.ts'] }));
+  writeFileSync(
+    join(dir, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        target: 'ES2022',
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+        types: ['node'],
+        typeRoots: [join(root, 'node_modules/@types')],
+      },
+      files: ['check.ts'],
+    }),
+  );
   const tsc = run('node', [join(root, 'node_modules/typescript/bin/tsc'), '-p', '.'], dir);
   if (tsc.ok) ok('typecheck of the public types (NodeNext, skipLibCheck off)');
   else fail('tarball test', `typecheck failed:\n${indent(tsc.out)}`);

@@ -183,7 +183,9 @@ export class Hub implements LocalHub {
     const held = client.held ?? [];
     client.held = undefined;
     client.heldBytes = 0;
-    client.lastOffset = Math.max(client.lastOffset, floor);
+    // The join's answer decides where live events start (a new epoch starts over from its
+    // position, whatever the client had seen before).
+    client.lastOffset = floor;
     for (const h of held) {
       if (h.offset !== undefined) {
         if (h.offset <= client.lastOffset) continue;

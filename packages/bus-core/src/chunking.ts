@@ -26,13 +26,7 @@ function cutPoints(buf: Buffer, max: number): number[] {
   return cuts;
 }
 
-export function splitIntoChunks(
-  podId: string,
-  msgId: number,
-  stream: StreamKind,
-  payload: string,
-  maxFrameBytes: number,
-): string[] {
+export function splitIntoChunks(podId: string, msgId: number, stream: StreamKind, payload: string, maxFrameBytes: number): string[] {
   const buf = Buffer.from(payload, 'utf8');
   // Header length is bounded: reserve for the largest index/count we could need.
   const headerBytes = Buffer.byteLength(`${MAGIC} ${podId} ${msgId} 999999 999999 ${stream}\n`);
@@ -80,10 +74,7 @@ interface Pending {
   startedAt: number;
 }
 
-export type ChunkResult =
-  | { kind: 'partial' }
-  | { kind: 'complete'; stream: StreamKind; payload: string }
-  | { kind: 'malformed'; reason: string };
+export type ChunkResult = { kind: 'partial' } | { kind: 'complete'; stream: StreamKind; payload: string } | { kind: 'malformed'; reason: string };
 
 /**
  * Reassembles chunk frames. Memory is bounded: a message abandoned half way (a pod died,

@@ -73,8 +73,7 @@ export type ControlEnvelope =
 
 export type Decoded<T> = { ok: true; value: T } | { ok: false; reason: string } | { ok: 'ignored'; podId: string; seq?: number };
 
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isString = (v: unknown): v is string => typeof v === 'string';
 const nonEmpty = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
 const isSeq = (v: unknown) => v === undefined || (Number.isSafeInteger(v) && (v as number) >= 0);
@@ -159,10 +158,7 @@ export function decodeControl(payload: string): Decoded<ControlEnvelope> {
       if (!isStateEntry(v.entry)) return { ok: false, reason: 'bad state entry' };
       break;
     default:
-      return isString(v.kind)
-        ? { ok: 'ignored', podId: v.podId as string, seq: v.seq as number | undefined }
-        : { ok: false, reason: 'missing kind' };
+      return isString(v.kind) ? { ok: 'ignored', podId: v.podId as string, seq: v.seq as number | undefined } : { ok: false, reason: 'missing kind' };
   }
   return { ok: true, value: v as unknown as ControlEnvelope };
 }
-

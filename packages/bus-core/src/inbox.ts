@@ -79,7 +79,7 @@ export class Inbox {
       if (stream === 'control' && c.kind === 'heartbeat' && c.instance !== undefined && c.instance !== this.o.instance) {
         // Another process with our podId: each drops the other's traffic as its own echoes.
         stats.podIdConflicts++;
-        this.conflictLog.write({ podId }, 'another pod uses this podId: each drops the other\'s messages as its own; give every pod its own id');
+        this.conflictLog.write({ podId }, "another pod uses this podId: each drops the other's messages as its own; give every pod its own id");
       }
       stats.ownEchoes++;
       return undefined;
@@ -95,9 +95,7 @@ export class Inbox {
       }
       return { kind: 'room', env: room, frameJson: this.o.codec.frameJson(payload, room) };
     }
-    return stream === 'presence'
-      ? { kind: 'presence', env: env as PresenceEnvelope }
-      : { kind: 'control', env: env as ControlEnvelope };
+    return stream === 'presence' ? { kind: 'presence', env: env as PresenceEnvelope } : { kind: 'control', env: env as ControlEnvelope };
   }
 
   /** Drops chunked messages abandoned half way (their pod died); call every few seconds. */

@@ -127,7 +127,9 @@ export class Membership {
       const handover = graceMs > 0 && this.o.peers.expirablePods().length > 0;
       const sent = handover
         ? []
-        : this.registry.entriesOf(podId).map(([roomId, userId]) => this.o.outbox.sendEnvelope('presence', { podId, roomId, userId, action: 'leave' }));
+        : this.registry
+            .entriesOf(podId)
+            .map(([roomId, userId]) => this.o.outbox.sendEnvelope('presence', { podId, roomId, userId, action: 'leave' }));
       sent.push(this.sendControl({ kind: 'bye', podId, ...(handover ? { graceMs } : {}) }));
       await Promise.all(sent);
     }

@@ -45,7 +45,7 @@ export class PresenceRegistry {
   remove(podId: string, roomId: string, userId: string): PresenceChange[] {
     const users = this.rooms.get(roomId);
     const entry = users?.get(userId);
-    if (!users || !entry || !entry.pods.delete(podId)) return [];
+    if (!users || !entry?.pods.delete(podId)) return [];
     const podRooms = this.byPod.get(podId);
     const podUsers = podRooms?.get(roomId);
     podUsers?.delete(userId);

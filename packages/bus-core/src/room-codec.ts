@@ -100,7 +100,10 @@ function historyHead(e: { roomId: string; podId: string; offset: number; except?
 }
 
 /** The frame's bytes inside a history envelope written by `historyEnvelope`, or undefined. */
-export function historyFrameJson(payload: string, env: { roomId: string; podId: string; offset: number; except?: string | undefined }): string | undefined {
+export function historyFrameJson(
+  payload: string,
+  env: { roomId: string; podId: string; offset: number; except?: string | undefined },
+): string | undefined {
   const head = historyHead(env);
   if (payload.charCodeAt(payload.length - 1) !== 0x7d || payload.length <= head.length + 1) return undefined;
   if (payload.substring(0, head.length) !== head) return undefined;

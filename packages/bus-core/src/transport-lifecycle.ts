@@ -179,7 +179,7 @@ export class TransportLifecycle<C> {
 
   /** Final. Idempotent: every call returns the same promise. No sink callback once called. */
   close(): Promise<void> {
-    if (this.closing) return this.closing;
+    if (this.closing !== undefined) return this.closing;
     const graceful = this.current === 'connected';
     this.current = 'closed';
     this.sink = undefined;

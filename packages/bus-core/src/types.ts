@@ -31,9 +31,7 @@ export interface RoomEvent {
  * when history is off); `duplicate`: an event with this id was already stored, nothing was
  * delivered again. A failure says whether trying again (with the same id) can succeed.
  */
-export type EventResult =
-  | { ok: true; offset: number | null; duplicate: boolean }
-  | { ok: false; error: Error; retryable: boolean };
+export type EventResult = { ok: true; offset: number | null; duplicate: boolean } | { ok: false; error: Error; retryable: boolean };
 
 /** Result of an operation that reaches the broker: failures are values, never thrown. */
 export type PublishResult = { ok: true } | { ok: false; error: Error };

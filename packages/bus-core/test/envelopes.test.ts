@@ -15,7 +15,7 @@ function reasonOf<T>(d: Decoded<T>): string {
   return d.reason;
 }
 
-function valueOf<T>(d: Decoded<T>): T {
+function acceptedValue<T>(d: Decoded<T>): T {
   if (d.ok !== true) throw new Error(`expected an accepted envelope, got ${JSON.stringify(d)}`);
   return d.value;
 }
@@ -24,15 +24,15 @@ const decoders = { room: decodeRoom, presence: decodePresence, control: decodeCo
 
 describe('decodeRoom', () => {
   it('accepts a room envelope with a frame, with or without seq', () => {
-    const v = valueOf(decodeRoom('{"podId":"p1","roomId":"r1","message":{"type":"event","payload":{"n":1}},"seq":7}'));
+    const v = acceptedValue(decodeRoom('{"podId":"p1","roomId":"r1","message":{"type":"event","payload":{"n":1}},"seq":7}'));
     expect(v).toEqual({ podId: 'p1', roomId: 'r1', message: { type: 'event', payload: { n: 1 } }, seq: 7 });
-    expect(valueOf(decodeRoom('{"podId":"p1","roomId":"r1","message":{"type":"heartbeat"}}')).seq).toBeUndefined();
+    expect(acceptedValue(decodeRoom('{"podId":"p1","roomId":"r1","message":{"type":"heartbeat"}}')).seq).toBeUndefined();
   });
 
   it("accepts exactly what Go's encoding/json writes (\\u003c \\u003e \\u0026 escapes, no seq)", () => {
     const go =
       '{"podId":"go-pod-1","roomId":"r","message":{"type":"event","payload":{"event":"note","data":"\\u003cb\\u003ehi\\u003c/b\\u003e \\u0026 bye","from":{"userId":"u1","userName":"A \\u0026 B"}}}}';
-    const v = valueOf(decodeRoom(go));
+    const v = acceptedValue(decodeRoom(go));
     expect(v.seq).toBeUndefined();
     expect(v.message).toEqual({
       type: 'event',
@@ -67,21 +67,21 @@ describe('decodeRoom', () => {
       expect(reasonOf(decodeRoom(payload)), payload).toBe('bad seq');
     }
     // 0 is a valid (if unusual) sequence number.
-    expect(valueOf(decodeRoom('{"podId":"p","roomId":"r","message":{"type":"x"},"seq":0}')).seq).toBe(0);
+    expect(acceptedValue(decodeRoom('{"podId":"p","roomId":"r","message":{"type":"x"},"seq":0}')).seq).toBe(0);
   });
 });
 
 describe('decodePresence', () => {
   it('accepts join and leave as Go writes them (escaped name, no seq, no userName on leave)', () => {
-    const join = valueOf(
+    const join = acceptedValue(
       decodePresence('{"podId":"go-pod-1","roomId":"r","userId":"g1","userName":"Bob \\u003cGo\\u003e \\u0026 co","action":"join"}'),
     );
     expect(join).toEqual({ podId: 'go-pod-1', roomId: 'r', userId: 'g1', userName: 'Bob <Go> & co', action: 'join' });
-    const leave = valueOf(decodePresence('{"podId":"go-pod-1","roomId":"r","userId":"g1","action":"leave"}'));
+    const leave = acceptedValue(decodePresence('{"podId":"go-pod-1","roomId":"r","userId":"g1","action":"leave"}'));
     expect(leave).toEqual({ podId: 'go-pod-1', roomId: 'r', userId: 'g1', action: 'leave' });
     expect(leave.userName).toBeUndefined();
     // Go without omitempty writes an empty string; some writers send null.
-    expect(valueOf(decodePresence('{"podId":"g","roomId":"r","userId":"u","userName":"","action":"leave"}')).userName).toBe('');
+    expect(acceptedValue(decodePresence('{"podId":"g","roomId":"r","userId":"u","userName":"","action":"leave"}')).userName).toBe('');
     expect(decodePresence('{"podId":"g","roomId":"r","userId":"u","userName":null,"action":"leave"}').ok).toBe(true);
   });
 
@@ -93,9 +93,7 @@ describe('decodePresence', () => {
     expect(reasonOf(decodePresence('{"podId":"p","roomId":"r","action":"join"}'))).toBe('missing userId');
     expect(reasonOf(decodePresence('{"podId":"p","roomId":"r","userId":"","action":"join"}'))).toBe('missing userId');
     expect(reasonOf(decodePresence('{"podId":"p","roomId":"r","userId":5,"action":"join"}'))).toBe('missing userId');
-    expect(reasonOf(decodePresence('{"podId":"p","roomId":"r","userId":"u","userName":5,"action":"join"}'))).toBe(
-      'userName is not a string',
-    );
+    expect(reasonOf(decodePresence('{"podId":"p","roomId":"r","userId":"u","userName":5,"action":"join"}'))).toBe('userName is not a string');
     expect(reasonOf(decodePresence('{"podId":"p","roomId":"r","userId":"u"}'))).toBe('missing action');
     expect(reasonOf(decodePresence('{"podId":"p","roomId":"r","userId":"u","action":1}'))).toBe('missing action');
     expect(reasonOf(decodePresence('{"podId":"p","roomId":"r","userId":"u","action":"join","seq":-3}'))).toBe('bad seq');
@@ -112,20 +110,38 @@ describe('decodeControl', () => {
   const state = { roomId: 'r', key: 'timer', value: { phase: 'vote' }, version: { counter: 3, podId: 'p' } };
 
   it('accepts every kind', () => {
-    expect(valueOf(decodeControl('{"kind":"heartbeat","podId":"p","seq":1}'))).toEqual({ kind: 'heartbeat', podId: 'p', seq: 1 });
-    expect(valueOf(decodeControl('{"kind":"bye","podId":"p"}')).kind).toBe('bye');
-    expect(valueOf(decodeControl('{"kind":"sync_request","podId":"p"}'))).toEqual({ kind: 'sync_request', podId: 'p' });
-    expect(valueOf(decodeControl('{"kind":"sync_request","podId":"p","target":"q"}'))).toEqual({
+    expect(acceptedValue(decodeControl('{"kind":"heartbeat","podId":"p","seq":1}'))).toEqual({ kind: 'heartbeat', podId: 'p', seq: 1 });
+    expect(acceptedValue(decodeControl('{"kind":"bye","podId":"p"}')).kind).toBe('bye');
+    expect(acceptedValue(decodeControl('{"kind":"sync_request","podId":"p"}'))).toEqual({ kind: 'sync_request', podId: 'p' });
+    expect(acceptedValue(decodeControl('{"kind":"sync_request","podId":"p","target":"q"}'))).toEqual({
       kind: 'sync_request',
       podId: 'p',
       target: 'q',
     });
-    const sync = valueOf(
-      decodeControl(JSON.stringify({ kind: 'sync', podId: 'p', presence: [['r', 'u', 'Alice'], ['r', 'v', '']], state: [state] })),
+    const sync = acceptedValue(
+      decodeControl(
+        JSON.stringify({
+          kind: 'sync',
+          podId: 'p',
+          presence: [
+            ['r', 'u', 'Alice'],
+            ['r', 'v', ''],
+          ],
+          state: [state],
+        }),
+      ),
     );
-    expect(sync).toEqual({ kind: 'sync', podId: 'p', presence: [['r', 'u', 'Alice'], ['r', 'v', '']], state: [state] });
-    expect(valueOf(decodeControl(JSON.stringify({ kind: 'sync', podId: 'p', presence: [], state: [] }))).kind).toBe('sync');
-    expect(valueOf(decodeControl(JSON.stringify({ kind: 'state', podId: 'p', entry: state })))).toEqual({
+    expect(sync).toEqual({
+      kind: 'sync',
+      podId: 'p',
+      presence: [
+        ['r', 'u', 'Alice'],
+        ['r', 'v', ''],
+      ],
+      state: [state],
+    });
+    expect(acceptedValue(decodeControl(JSON.stringify({ kind: 'sync', podId: 'p', presence: [], state: [] }))).kind).toBe('sync');
+    expect(acceptedValue(decodeControl(JSON.stringify({ kind: 'state', podId: 'p', entry: state })))).toEqual({
       kind: 'state',
       podId: 'p',
       entry: state,
@@ -152,7 +168,9 @@ describe('decodeControl', () => {
     expect(reasonOf(relayed([['r', 'u', 'n']]))).toBe('bad relayed presence list');
     expect(reasonOf(relayed([['', 'r', 'u', 'n']]))).toBe('bad relayed presence list');
     expect(reasonOf(relayed([['go', 'r', '', 'n']]))).toBe('bad relayed presence list');
-    expect(valueOf(decodeControl(JSON.stringify({ kind: 'sync', podId: 'p', presence: [], relayed: [['go', 'r', 'u', ''] ], state: [] }))).kind).toBe('sync');
+    expect(
+      acceptedValue(decodeControl(JSON.stringify({ kind: 'sync', podId: 'p', presence: [], relayed: [['go', 'r', 'u', '']], state: [] }))).kind,
+    ).toBe('sync');
   });
 
   it('rejects bad state entries', () => {
@@ -204,14 +222,14 @@ describe('decoders never throw', () => {
 describe('encode -> decode round trip', () => {
   it('room', () => {
     const env: RoomEnvelope = { podId: 'p', roomId: 'r', message: { type: 'event', payload: { text: '<é€😀> & "q"' } }, seq: 3 };
-    expect(valueOf(decodeRoom(JSON.stringify(env)))).toEqual(env);
+    expect(acceptedValue(decodeRoom(JSON.stringify(env)))).toEqual(env);
   });
 
   it('presence', () => {
     const join: PresenceEnvelope = { podId: 'p', roomId: 'r', userId: 'u', userName: 'Zoë', action: 'join', seq: 1 };
     const leave: PresenceEnvelope = { podId: 'p', roomId: 'r', userId: 'u', action: 'leave' };
-    expect(valueOf(decodePresence(JSON.stringify(join)))).toEqual(join);
-    expect(valueOf(decodePresence(JSON.stringify(leave)))).toEqual(leave);
+    expect(acceptedValue(decodePresence(JSON.stringify(join)))).toEqual(join);
+    expect(acceptedValue(decodePresence(JSON.stringify(leave)))).toEqual(leave);
   });
 
   it('control, every kind', () => {
@@ -226,6 +244,6 @@ describe('encode -> decode round trip', () => {
       { kind: 'state', podId: 'p', entry: { ...entry, value: null } },
       { kind: 'bye', podId: 'p', seq: 6 },
     ];
-    for (const env of envs) expect(valueOf(decodeControl(JSON.stringify(env)))).toEqual(env);
+    for (const env of envs) expect(acceptedValue(decodeControl(JSON.stringify(env)))).toEqual(env);
   });
 });

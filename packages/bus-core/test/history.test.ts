@@ -108,7 +108,9 @@ describe('history: off, and failures', () => {
     await a.start(hubA);
     expect(a.historyEnabled).toBe(false);
     expect(await a.publishEvent('r', { event: 'e', data: 1, from: from('u'), id: 'x' }, 'c1')).toEqual({ ok: true, offset: null, duplicate: false });
-    expect(hubA.deliveries).toEqual([{ roomId: 'r', frame: { type: 'event', payload: { event: 'e', data: 1, from: from('u'), id: 'x' } }, exceptClientId: 'c1' }]);
+    expect(hubA.deliveries).toEqual([
+      { roomId: 'r', frame: { type: 'event', payload: { event: 'e', data: 1, from: from('u'), id: 'x' } }, exceptClientId: 'c1' },
+    ]);
     await expect(a.readHistory('r', 0, 10)).rejects.toThrow(/history is off/);
     expect(await a.historyPosition('r')).toBeNull();
   });

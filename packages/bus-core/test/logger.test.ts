@@ -5,7 +5,12 @@ describe('RateLimitedLog', () => {
   it('logs at most perWindow lines per window, then reports how many were suppressed', () => {
     const lines: Array<{ obj: object; msg: string }> = [];
     let now = 50_000;
-    const log = new RateLimitedLog((obj, msg) => lines.push({ obj, msg }), 3, 1_000, () => now);
+    const log = new RateLimitedLog(
+      (obj, msg) => lines.push({ obj, msg }),
+      3,
+      1_000,
+      () => now,
+    );
     for (let i = 0; i < 10; i++) log.write({ i }, 'bad envelope');
     expect(lines.map((l) => l.obj)).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
     now += 999;

@@ -8,8 +8,7 @@ import { MemoryBroker } from '../src/index.js';
 import { sleep, waitFor } from '../src/testing/index.js';
 import { FAST, inject, startPod, tap } from './support/memory-pods.js';
 
-const goJoin = (roomId: string, userId: string, userName: string) =>
-  JSON.stringify({ podId: 'go-pod', roomId, userId, userName, action: 'join' });
+const goJoin = (roomId: string, userId: string, userName: string) => JSON.stringify({ podId: 'go-pod', roomId, userId, userName, action: 'join' });
 
 describe('Membership: pods learnt from a sync answer', () => {
   // Regression: only a heartbeat started a pod's TTL clock. A pod that started between two
@@ -92,7 +91,12 @@ describe('Membership: rolling restarts', () => {
     const joinedBefore = a.hub.joined.length;
     await c.bus.stop({ graceMs: 600 });
     await sleep(FAST.ttlMs * 2); // longer than the TTL: a stopped pod is silent on purpose
-    expect(a.bus.getRoomClients('r').map((p) => p.userId).sort()).toEqual(['back', 'gone']);
+    expect(
+      a.bus
+        .getRoomClients('r')
+        .map((p) => p.userId)
+        .sort(),
+    ).toEqual(['back', 'gone']);
     await b.bus.publishPresenceJoin('r', { userId: 'back', userName: 'Back' }); // reconnected to B
     await waitFor('the grace to end on A', () => a.hub.left.length === 1, 5_000);
     await sleep(100);

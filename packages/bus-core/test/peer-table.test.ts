@@ -39,7 +39,12 @@ describe('PeerTable', () => {
     t.seen('roomOnly', 3, 'room', 1_000);
     t.noteSilent('go', 1_000);
     t.seen('go', undefined, 'other', 1_000);
-    expect(t.silentSince(2_000, 5_000).map((p) => p.podId).sort()).toEqual(['roomOnly', 'synced']);
+    expect(
+      t
+        .silentSince(2_000, 5_000)
+        .map((p) => p.podId)
+        .sort(),
+    ).toEqual(['roomOnly', 'synced']);
     expect(t.silentPods()).toEqual(['go']);
     expect(t.expirablePods().sort()).toEqual(['roomOnly', 'synced']);
     expect(t.isExpirable('go')).toBe(false);

@@ -59,7 +59,12 @@ describe('PresenceRegistry', () => {
     r.add('p2', 'other', 'u3', 'Cy');
     const ps = r.participants('room');
     expect(ps).toHaveLength(2);
-    expect(ps).toEqual(expect.arrayContaining([{ userId: 'u1', userName: 'Alice' }, { userId: 'u2', userName: 'Bob' }]));
+    expect(ps).toEqual(
+      expect.arrayContaining([
+        { userId: 'u1', userName: 'Alice' },
+        { userId: 'u2', userName: 'Bob' },
+      ]),
+    );
     expect(r.participants('empty')).toEqual([]);
   });
 
@@ -101,7 +106,12 @@ describe('PresenceRegistry', () => {
     expect(r.entriesOf('p1')).toHaveLength(2);
     expect(r.has('room', 'u4')).toBe(true);
     // The same snapshot again changes nothing.
-    expect(r.replacePod('p1', [['room', 'u2', 'Bob'], ['other', 'u3', 'Cy']])).toEqual([]);
+    expect(
+      r.replacePod('p1', [
+        ['room', 'u2', 'Bob'],
+        ['other', 'u3', 'Cy'],
+      ]),
+    ).toEqual([]);
     // An empty snapshot removes everything the pod held.
     expect(r.replacePod('p1', [])).toEqual(expect.arrayContaining([left('room', 'u2', 'Bob'), left('other', 'u3', 'Cy')]));
     expect(r.entriesOf('p1')).toEqual([]);
@@ -123,7 +133,7 @@ describe('PresenceRegistry', () => {
     expect(r.entriesOf('p3')).toEqual([]);
   });
 
-  it('podHoldsRoom follows the pod\'s last user in the room', () => {
+  it("podHoldsRoom follows the pod's last user in the room", () => {
     const r = new PresenceRegistry();
     expect(r.podHoldsRoom('p1', 'room')).toBe(false);
     r.add('p1', 'room', 'u1', 'Alice');

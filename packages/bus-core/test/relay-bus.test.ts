@@ -21,7 +21,7 @@ import { FAST, cleanup, inject, ns, recordingLogger, roomEnv, startPod, tap } fr
 // ---- sequence numbers -----------------------------------------------------------------
 
 describe('RelayBus: sequence numbers', () => {
-  it('a gap in a pod\'s sequence triggers a sync_request targeted at that pod', async () => {
+  it("a gap in a pod's sequence triggers a sync_request targeted at that pod", async () => {
     const broker = new MemoryBroker();
     const wire = await tap(broker);
     const a = await startPod(broker, { podId: 'pod-a' });
@@ -264,7 +264,7 @@ describe('RelayBus: replicated room state', () => {
     expect(a.bus.getRoomState('r', 'k')).toBe(b.bus.getRoomState('r', 'k'));
   });
 
-  it('a room\'s state is dropped on every pod when its last user leaves cluster-wide', async () => {
+  it("a room's state is dropped on every pod when its last user leaves cluster-wide", async () => {
     const broker = new MemoryBroker();
     const a = await startPod(broker);
     const b = await startPod(broker);
@@ -342,7 +342,7 @@ describe('RelayBus: pod liveness', () => {
     expect(a.hub.left).toEqual([{ roomId: 'r', userId: 'g1' }]);
   });
 
-  it('a bye removes all of a pod\'s users at once', async () => {
+  it("a bye removes all of a pod's users at once", async () => {
     const broker = new MemoryBroker();
     const a = await startPod(broker, { heartbeatMs: 50, ttlMs: 60_000 });
     inject(broker, 'control', { kind: 'heartbeat', podId: 'fake', seq: 1 });
@@ -351,7 +351,12 @@ describe('RelayBus: pod liveness', () => {
     await waitFor('both users', () => a.bus.isUserInRoom('r1', 'u1') && a.bus.isUserInRoom('r2', 'u2'));
     inject(broker, 'control', { kind: 'bye', podId: 'fake', seq: 4 });
     await waitFor('both gone', () => a.hub.left.length === 2);
-    expect(a.hub.left).toEqual(expect.arrayContaining([{ roomId: 'r1', userId: 'u1' }, { roomId: 'r2', userId: 'u2' }]));
+    expect(a.hub.left).toEqual(
+      expect.arrayContaining([
+        { roomId: 'r1', userId: 'u1' },
+        { roomId: 'r2', userId: 'u2' },
+      ]),
+    );
     expect(a.bus.stats.podsExpired).toBe(0);
   });
 
@@ -473,15 +478,12 @@ describe('RelayBus: robustness', () => {
 
   it('the constructor rejects an invalid podId and ttlMs <= heartbeatMs with clear errors', () => {
     const transport = new MemoryTransport();
-    const hub = new RecordingHub();
     for (const podId of ['', 'has space', 'slash/no', 'é', 'x'.repeat(129), 'new\nline']) {
       expect(() => new RelayBus({ transport, podId }), JSON.stringify(podId)).toThrow(/invalid podId/);
     }
     expect(() => new RelayBus({ transport, podId: 'Pod-1.a_b:c' })).not.toThrow();
     expect(new RelayBus({ transport }).podId).toMatch(/^[0-9a-f-]{36}$/);
-    expect(() => new RelayBus({ transport, heartbeatMs: 5_000, ttlMs: 5_000 })).toThrow(
-      'ttlMs (5000) must exceed heartbeatMs (5000)',
-    );
+    expect(() => new RelayBus({ transport, heartbeatMs: 5_000, ttlMs: 5_000 })).toThrow('ttlMs (5000) must exceed heartbeatMs (5000)');
     expect(() => new RelayBus({ transport, heartbeatMs: 1_000, ttlMs: 500 })).toThrow(/ttlMs \(500\) must exceed heartbeatMs \(1000\)/);
     // Defaults: 5 000 / 15 000 are consistent.
     expect(() => new RelayBus({ transport })).not.toThrow();

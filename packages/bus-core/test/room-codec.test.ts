@@ -13,7 +13,11 @@ describe('RoomCodec', () => {
 
   it('writes exactly what JSON.stringify writes for the envelope object', () => {
     const codec = new RoomCodec('pod-a');
-    for (const [roomId, seq] of [['r1', 42], ['room "with" quotes', 0], ['émoji 🎉', Number.MAX_SAFE_INTEGER]] as const) {
+    for (const [roomId, seq] of [
+      ['r1', 42],
+      ['room "with" quotes', 0],
+      ['émoji 🎉', Number.MAX_SAFE_INTEGER],
+    ] as const) {
       const payload = codec.encode(roomId, JSON.stringify(frame), seq);
       expect(payload).toBe(JSON.stringify({ podId: 'pod-a', roomId, message: frame, seq }));
     }
@@ -22,7 +26,12 @@ describe('RoomCodec', () => {
   it("slices the frame out of another pod's envelope: the same bytes as JSON.stringify(frame)", () => {
     const writer = new RoomCodec('pod-a');
     const reader = new RoomCodec('pod-b');
-    for (const [roomId, seq] of [['r1', 42], ['room "with" quotes', 0], ['émoji 🎉', Number.MAX_SAFE_INTEGER], ['r1', 7]] as const) {
+    for (const [roomId, seq] of [
+      ['r1', 42],
+      ['room "with" quotes', 0],
+      ['émoji 🎉', Number.MAX_SAFE_INTEGER],
+      ['r1', 7],
+    ] as const) {
       const payload = writer.encode(roomId, JSON.stringify(frame), seq);
       expect(reader.frameJson(payload, decoded(payload))).toBe(JSON.stringify(frame));
     }

@@ -77,7 +77,11 @@ async function opened() {
   return { ...t, conn };
 }
 
-const rejection = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e);
+const rejection = (p: Promise<unknown>) =>
+  p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
 
 describe('TransportLifecycle: open', () => {
   it('goes idle → opening → connected and installs the connection before open() resolves', async () => {
@@ -342,10 +346,7 @@ describe('TransportLifecycle: the sink wrapper', () => {
 
 describe('describeError', () => {
   it("turns Node's empty AggregateError into one readable message", () => {
-    const e = new AggregateError(
-      [new Error('connect ECONNREFUSED ::1:5432'), new Error('connect ECONNREFUSED 127.0.0.1:5432')],
-      '',
-    );
+    const e = new AggregateError([new Error('connect ECONNREFUSED ::1:5432'), new Error('connect ECONNREFUSED 127.0.0.1:5432')], '');
     const d = describeError(e);
     expect(d.message).toBe('connect ECONNREFUSED ::1:5432; connect ECONNREFUSED 127.0.0.1:5432');
     expect(d.cause).toBe(e);

@@ -28,6 +28,7 @@ export class NatsBus extends RelayBus {
       connectTimeoutMs: options.connectTimeoutMs,
       reconnectTimeWaitMs: options.reconnectTimeWaitMs,
       pingIntervalMs: options.pingIntervalMs,
+      ...(options.connectionOptions ? { connectionOptions: options.connectionOptions } : {}),
       history: (options.history?.size ?? 0) > 0 ? (options.jetstream ?? true) : false,
     });
     super({ ...options, podId, transport });

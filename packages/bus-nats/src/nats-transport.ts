@@ -5,7 +5,7 @@
  * states, the open deadline, close during open, publish gating and the guarded sink are
  * bus-core's TransportLifecycle. nats.js reconnects by itself; we only report it.
  */
-import { connect, headers, type MsgHdrs, type NatsConnection, type Status, type Subscription } from '@nats-io/transport-node';
+import { connect, headers, type ConnectionOptions, type MsgHdrs, type NatsConnection, type Status, type Subscription } from '@nats-io/transport-node';
 import {
   BusError,
   STREAMS,
@@ -48,6 +48,13 @@ export interface NatsTransportOptions {
    * `JetStreamHistory` (stream `<prefix>_history`). Off by default: core NATS only.
    */
   history?: boolean | JetStreamHistoryOptions;
+  /**
+   * Further nats.js connection options (TLS, user and password, token, an authenticator,
+   * `maxPingOut`, ...), passed to `connect()` as they are. Default none. The ones the relay
+   * depends on win over them: `servers`, `noEcho: true`, reconnecting for ever
+   * (`maxReconnectAttempts: -1`), and the options above.
+   */
+  connectionOptions?: Omit<ConnectionOptions, 'servers' | 'noEcho' | 'maxReconnectAttempts'>;
 }
 
 const DEFAULT_SERVERS = 'nats://127.0.0.1:4222';
@@ -182,6 +189,7 @@ export class NatsTransport implements Transport {
     const timeout = this.life.connectTimeoutMs;
     const authenticator = this.options.credentialsFile ? await loadCredentials(this.options.credentialsFile) : undefined;
     const nc = await connect({
+      ...this.options.connectionOptions,
       servers: this.servers,
       // Per server for nats.js; the lifecycle's deadline bounds the whole list.
       timeout,

@@ -326,3 +326,17 @@ describe('credentials file', () => {
     await expect(stranger.start(new RecordingHub())).rejects.toBeInstanceOf(BrokerUnreachableError);
   });
 });
+
+describe('connection options', () => {
+  it('passes further nats.js options through (token auth), keeping the relay’s own', async () => {
+    const server = await ownServer('authorization { token: "s3cret-token" }');
+    const prefix = uniquePrefix('connopts');
+    const a = await pod({ servers: server.url, prefix, connectionOptions: { token: 's3cret-token' } });
+    const b = await pod({ servers: server.url, prefix, connectionOptions: { token: 's3cret-token' } });
+    await a.bus.broadcastToRoom('r', { type: 'with-token' });
+    await waitFor('the frame on B', () => b.hub.frames('r', 'with-token').length === 1);
+    const anonymous = new NatsBus({ servers: server.url, prefix, connectTimeoutMs: 2_000 });
+    buses.push(anonymous);
+    await expect(anonymous.start(new RecordingHub())).rejects.toThrow(/Authorization Violation/);
+  });
+});

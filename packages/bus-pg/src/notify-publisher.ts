@@ -53,6 +53,20 @@ export interface PublisherStats {
 }
 
 /**
+ * Work other than plain notifications that runs on the publishing connection in queue order:
+ * a history transaction (pg-history.ts). It counts against the queue limits with `size`
+ * messages and `bytes` bytes while it waits; it settles its own callers.
+ */
+export interface PublisherJob {
+  readonly size: number;
+  readonly bytes: number;
+  /** Runs it; the publisher starts nothing else on the connection until this settles. */
+  run(connection: PgConnection, publisher: NotifyPublisher): Promise<void>;
+  /** The connection went away before it ran: fail every caller with `reason`. */
+  reject(reason: Error): void;
+}
+
+/**
  * Messages that go out in one statement, and the one promise their publishers share: no
  * promise, closure or record per message on the hot path.
  */
@@ -81,8 +95,8 @@ class Batch {
 export class NotifyPublisher {
   readonly stats: PublisherStats = { statements: 0, notifications: 0, failedStatements: 0, queueFull: 0 };
   private connection: PgConnection | undefined;
-  /** Batches waiting, oldest first; new messages join the last one while it has room. */
-  private batches: Batch[] = [];
+  /** Batches and jobs waiting, oldest first; new messages join the last batch while it has room. */
+  private batches: Array<Batch | PublisherJob> = [];
   private queuedMessages = 0;
   private queuedBytes = 0;
   private sending = false;
@@ -133,7 +147,7 @@ export class NotifyPublisher {
    */
   publishAll(channel: string, texts: readonly string[]): Promise<void> {
     if (!this.connection) return Promise.reject(new BusUnavailableError(this.what));
-    const { maxPayloadBytes, maxBatch, maxBatchBytes, maxQueuedMessages, maxQueuedBytes } = this.limits;
+    const { maxPayloadBytes, maxBatch, maxBatchBytes } = this.limits;
     const payloads: string[] = [];
     let bytes = 0;
     for (const text of texts) {
@@ -148,20 +162,10 @@ export class NotifyPublisher {
       bytes += size;
     }
     const count = payloads.length;
-    if (
-      this.queuedMessages + count > Math.max(maxQueuedMessages, count) ||
-      (this.queuedMessages > 0 && this.queuedBytes + bytes > maxQueuedBytes)
-    ) {
-      this.stats.queueFull++;
-      return Promise.reject(
-        new BusError(
-          'publish_failed',
-          `publish queue of ${this.what} is full (${this.queuedMessages} messages, ${this.queuedBytes} bytes waiting); message not sent`,
-        ),
-      );
-    }
+    const refused = this.refusal(count, bytes);
+    if (refused) return Promise.reject(refused);
     let batch = this.batches[this.batches.length - 1];
-    if (!batch || (batch.size > 0 && (batch.size + count > maxBatch || batch.bytes + bytes > maxBatchBytes))) {
+    if (!(batch instanceof Batch) || (batch.size > 0 && (batch.size + count > maxBatch || batch.bytes + bytes > maxBatchBytes))) {
       batch = new Batch();
       this.batches.push(batch);
     }
@@ -175,6 +179,64 @@ export class NotifyPublisher {
     this.queuedBytes += bytes;
     this.schedule();
     return batch.done;
+  }
+
+  /**
+   * The error a publish of `count` messages and `bytes` bytes gets now (disconnected, or the
+   * queue full), or undefined when it may be queued.
+   */
+  refusal(count: number, bytes: number): Error | undefined {
+    if (!this.connection) return new BusUnavailableError(this.what);
+    const { maxQueuedMessages, maxQueuedBytes } = this.limits;
+    if (
+      this.queuedMessages + count > Math.max(maxQueuedMessages, count) ||
+      (this.queuedMessages > 0 && this.queuedBytes + bytes > maxQueuedBytes)
+    ) {
+      this.stats.queueFull++;
+      return new BusError(
+        'publish_failed',
+        `publish queue of ${this.what} is full (${this.queuedMessages} messages, ${this.queuedBytes} bytes waiting); message not sent`,
+      );
+    }
+    return undefined;
+  }
+
+  /** The newest waiting entry when it is a job (work may join it: nothing was queued after it). */
+  get tailJob(): PublisherJob | undefined {
+    const last = this.batches[this.batches.length - 1];
+    return last === undefined || last instanceof Batch ? undefined : last;
+  }
+
+  /** Queues `job` after everything waiting. Check `refusal()` first. */
+  enqueue(job: PublisherJob): void {
+    this.batches.push(job);
+    this.queuedMessages += job.size;
+    this.queuedBytes += job.bytes;
+    this.schedule();
+  }
+
+  /** A waiting job (the tail) took `count` more messages and `bytes` more bytes. */
+  grew(count: number, bytes: number): void {
+    this.queuedMessages += count;
+    this.queuedBytes += bytes;
+  }
+
+  /**
+   * Sends notifications as one statement on `connection`, inside whatever transaction it is
+   * in (a job's), resolving once the server accepted them. Payloads must already be checked.
+   */
+  async notify(connection: PgConnection, channels: readonly string[], payloads: readonly string[]): Promise<void> {
+    const needsJson = payloads.some((p) => p.length === 0 || p.includes(SEPARATOR));
+    await this.run(connection, channels.join(','), payloads, needsJson);
+  }
+
+  /** The payload as NOTIFY may carry it (well-formed UTF-16), or the reason it cannot. */
+  check(text: string): string | Error {
+    const payload = wellFormed(text);
+    const size = Buffer.byteLength(payload, 'utf8');
+    if (size > this.limits.maxPayloadBytes) return new PayloadTooLargeError(size, this.limits.maxPayloadBytes, 'PostgreSQL NOTIFY');
+    if (payload.includes('\0')) return new BusError('publish_failed', 'payload contains a NUL character, which PostgreSQL text cannot hold');
+    return payload;
   }
 
   /** Starts sending after the current synchronous burst of publishes, so the burst shares a statement. */
@@ -191,31 +253,38 @@ export class NotifyPublisher {
     if (this.sending) return;
     this.sending = true;
     try {
-      while (this.batches.length > 0 && this.connection) await this.send(this.connection, this.takeBatch());
+      while (this.batches.length > 0 && this.connection) {
+        const next = this.takeBatch();
+        if (next instanceof Batch) await this.send(this.connection, next);
+        else await next.run(this.connection, this).catch((e: unknown) => next.reject(e instanceof Error ? e : new Error(String(e))));
+      }
     } finally {
       this.sending = false;
     }
   }
 
-  private takeBatch(): Batch {
+  private takeBatch(): Batch | PublisherJob {
     const batch = this.batches.shift()!;
     this.queuedMessages -= batch.size;
     this.queuedBytes -= batch.bytes;
     return batch;
   }
 
-  private async send(connection: PgConnection, batch: Batch): Promise<void> {
+  private async run(connection: PgConnection, channels: string, payloads: readonly string[], needsJson: boolean): Promise<void> {
     const ms = this.limits.publishTimeoutMs;
+    const query = connection.client.query(
+      needsJson
+        ? { name: JSON_STATEMENT_NAME, text: NOTIFY_JSON_SQL, values: [channels, JSON.stringify(payloads)] }
+        : { name: STATEMENT_NAME, text: NOTIFY_SQL, values: [channels, payloads.join(SEPARATOR)] },
+    );
+    await withTimeout(query, ms, () => new Error(`NOTIFY statement got no answer within ${ms} ms`));
+    this.stats.notifications += payloads.length;
+  }
+
+  private async send(connection: PgConnection, batch: Batch): Promise<void> {
     this.stats.statements++;
     try {
-      const channels = batch.channels.join(',');
-      const query = connection.client.query(
-        batch.needsJson
-          ? { name: JSON_STATEMENT_NAME, text: NOTIFY_JSON_SQL, values: [channels, JSON.stringify(batch.payloads)] }
-          : { name: STATEMENT_NAME, text: NOTIFY_SQL, values: [channels, batch.payloads.join(SEPARATOR)] },
-      );
-      await withTimeout(query, ms, () => new Error(`NOTIFY statement got no answer within ${ms} ms`));
-      this.stats.notifications += batch.size;
+      await this.run(connection, batch.channels.join(','), batch.payloads, batch.needsJson);
       batch.resolve();
     } catch (e) {
       this.stats.failedStatements++;

@@ -22,6 +22,7 @@ import {
 import { Backoff, RateLimitedLog, TransportLifecycle, type BackoffOptions } from '@retrotro/bus-core/internal';
 import { Channels } from './channels.js';
 import { NotifyPublisher, type PublisherStats } from './notify-publisher.js';
+import { PgHistory } from './pg-history.js';
 import { Session } from './session.js';
 import { describeTarget } from './target.js';
 
@@ -49,6 +50,12 @@ export interface PgTransportOptions {
   maxQueuedBytes?: number;
   /** Delay between reconnect attempts. Default 100 ms doubling to 5 s, with jitter. */
   backoff?: BackoffOptions;
+  /**
+   * Keep room history (CONTRACT section 8) in tables `<prefix>_history_rooms` and
+   * `<prefix>_history_events` of this database: `history` is then a `PgHistory`, and the
+   * transport opens a third connection for history reads. Default false (`history` undefined).
+   */
+  history?: boolean;
 }
 
 export interface PgTransportStats extends PublisherStats {
@@ -69,6 +76,8 @@ export class PgTransport implements Transport {
   readonly channels: Channels;
   /** Names this transport's backends in pg_stat_activity (`retrotro-bus/<role>/<id>/<prefix>`). */
   readonly instanceId = randomBytes(4).toString('hex');
+  /** The room history in this database, when created with `history: true`. */
+  readonly history: PgHistory | undefined;
 
   private readonly connectionString: string;
   private readonly log: Logger;
@@ -122,6 +131,26 @@ export class PgTransport implements Transport {
       },
       this.what,
     );
+    if (options.history) {
+      const publisher = this.publisher;
+      const life = this.life;
+      this.history = new PgHistory({
+        channels: this.channels,
+        connectionString: this.connectionString,
+        target: this.target,
+        what: this.what,
+        instanceId: this.instanceId,
+        connectTimeoutMs: life.connectTimeoutMs,
+        statementTimeoutMs: positive('publishTimeoutMs', options.publishTimeoutMs ?? 10_000),
+        maxBatch: positive('maxBatch', options.maxBatch ?? 1_000),
+        maxBatchBytes: positive('maxBatchBytes', options.maxBatchBytes ?? 4 * 1024 * 1024),
+        publisher,
+        log: this.log,
+        reader: () => this.session?.reader,
+        connected: () => life.connected,
+        refuse: () => life.refusePublish(),
+      });
+    }
   }
 
   get stats(): PgTransportStats {
@@ -138,7 +167,7 @@ export class PgTransport implements Transport {
   }
 
   /** Backend pids of the current connections (for diagnostics and fault-injection tests). */
-  backendPids(): { listener?: number; publisher?: number } {
+  backendPids(): { listener?: number; publisher?: number; reader?: number } {
     return this.session?.pids() ?? {};
   }
 
@@ -168,6 +197,7 @@ export class PgTransport implements Transport {
       connectionString: this.connectionString,
       instanceId: this.instanceId,
       channels: this.channels,
+      history: this.history !== undefined,
       deliver: (stream, payload) => this.life.deliver(stream, payload),
     });
     const abort = () => session.destroy();
@@ -197,6 +227,7 @@ export class PgTransport implements Transport {
   private async shutdown(): Promise<void> {
     clearInterval(this.probeTimer);
     clearTimeout(this.reconnectTimer);
+    this.history?.stop();
     this.publisher.detach(new BusError('stopped', `${this.what} was closed; message not sent`));
     const session = this.session;
     this.session = undefined;
@@ -240,7 +271,7 @@ export class PgTransport implements Transport {
     if (!session || this.probing) return;
     this.probing = true;
     try {
-      await session.probe(this.probeTimeoutMs, !this.publisher.busy);
+      await session.probe(this.probeTimeoutMs, !this.publisher.busy, !this.history?.busy);
       // Only a session that stayed healthy resets the backoff, so a flapping server is not hammered.
       if (session === this.session) this.backoff.reset();
     } catch (e) {

@@ -1,7 +1,8 @@
 /**
- * The pair of connections a transport runs on: one that LISTENs, one that publishes. They
- * live and die together: if either is lost, the whole session is dropped and rebuilt, so
- * the transport has one state to report.
+ * The connections a transport runs on: one that LISTENs, one that publishes (NOTIFYs and
+ * history transactions), and, with history on, one that reads history and sweeps expired
+ * events. They live and die together: if any is lost, the whole session is dropped and
+ * rebuilt, so the transport has one state to report.
  */
 import type { StreamKind } from '@retrotro/bus-core';
 import type { Channels } from './channels.js';
@@ -13,12 +14,16 @@ export interface SessionSettings {
   /** Identifies this transport's backends in pg_stat_activity. */
   instanceId: string;
   channels: Channels;
+  /** Also open a connection for history reads. */
+  history?: boolean;
   deliver: (stream: StreamKind, payload: string) => void;
 }
 
 export class Session {
   readonly listener: PgConnection;
   readonly publisher: PgConnection;
+  /** History reads and sweeps (only with history on). */
+  readonly reader: PgConnection | undefined;
   private failure: Error | undefined;
   private onLost: ((error: Error) => void) | undefined;
 
@@ -27,6 +32,9 @@ export class Session {
     const report = (e: Error) => this.fail(e);
     this.listener = new PgConnection({ connectionString: settings.connectionString, applicationName: name('listen') }, report);
     this.publisher = new PgConnection({ connectionString: settings.connectionString, applicationName: name('notify') }, report);
+    this.reader = settings.history
+      ? new PgConnection({ connectionString: settings.connectionString, applicationName: name('history') }, report)
+      : undefined;
   }
 
   /**
@@ -38,9 +46,11 @@ export class Session {
       await Promise.all([
         this.listener.open().then(() => listen(this.listener, this.settings.channels, this.settings.deliver)),
         this.publisher.open(),
+        this.reader?.open(),
       ]);
       this.listener.markOpen();
       this.publisher.markOpen();
+      this.reader?.markOpen();
     } catch (e) {
       this.destroy();
       throw e;
@@ -53,9 +63,16 @@ export class Session {
     if (this.failure) onLost(this.failure);
   }
 
-  /** Liveness of both connections; the publisher is skipped while a statement is in flight (it has its own timeout). */
-  async probe(timeoutMs: number, includePublisher: boolean): Promise<void> {
-    await Promise.all([this.listener.probe(timeoutMs), includePublisher ? this.publisher.probe(timeoutMs) : undefined]);
+  /**
+   * Liveness of the connections; the publisher and the reader are skipped while a statement
+   * is in flight on them (each statement has its own timeout).
+   */
+  async probe(timeoutMs: number, includePublisher: boolean, includeReader = true): Promise<void> {
+    await Promise.all([
+      this.listener.probe(timeoutMs),
+      includePublisher ? this.publisher.probe(timeoutMs) : undefined,
+      includeReader ? this.reader?.probe(timeoutMs) : undefined,
+    ]);
   }
 
   /** Declares the session lost (first call wins) and drops both connections. */
@@ -66,16 +83,19 @@ export class Session {
     this.onLost?.(error);
   }
 
-  pids(): { listener?: number; publisher?: number } {
-    return { listener: this.listener.pid, publisher: this.publisher.pid };
+  pids(): { listener?: number; publisher?: number; reader?: number } {
+    const pids: { listener?: number; publisher?: number; reader?: number } = { listener: this.listener.pid, publisher: this.publisher.pid };
+    if (this.reader) pids.reader = this.reader.pid;
+    return pids;
   }
 
   destroy(): void {
     this.listener.destroy();
     this.publisher.destroy();
+    this.reader?.destroy();
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.listener.close(), this.publisher.close()]);
+    await Promise.all([this.listener.close(), this.publisher.close(), this.reader?.close()]);
   }
 }

@@ -1,6 +1,6 @@
 import { Emitter } from './emitter.js';
 import { RetrotroError } from './errors.js';
-import { Room, type RoomLink } from './room.js';
+import { type Payload, Room, type RoomLink } from './room.js';
 import type { ClientState, EventMap, RetrotroClientOptions, WebSocketConstructor, WebSocketLike } from './types.js';
 
 /** Listeners of a {@link RetrotroClient}. */
@@ -47,7 +47,7 @@ export class RetrotroClient extends Emitter<ClientEvents> {
   #ws: WebSocketLike | undefined;
   /** The socket is open (not just created). */
   #open = false;
-  #room: Room<any> | undefined;
+  #room: Room | undefined;
   #urlIndex = 0;
   /** Consecutive failed attempts: the backoff exponent. */
   #attempt = 0;
@@ -96,7 +96,7 @@ export class RetrotroClient extends Emitter<ClientEvents> {
   }
 
   /** The room joined (or being joined), if any. */
-  get room(): Room<any> | undefined {
+  get room(): Room | undefined {
     return this.#room;
   }
 
@@ -115,9 +115,7 @@ export class RetrotroClient extends Emitter<ClientEvents> {
     const current = this.#room;
     if (current) {
       if (current.id === roomId) return current._joined as Promise<Room<E>>;
-      return Promise.reject(
-        new RetrotroError('one_room', `already in room ${current.id}: leave it first (one room per client)`),
-      );
+      return Promise.reject(new RetrotroError('one_room', `already in room ${current.id}: leave it first (one room per client)`));
     }
     const room = new Room<E>(roomId, this.#link);
     this.#room = room;
@@ -233,7 +231,7 @@ export class RetrotroClient extends Emitter<ClientEvents> {
     this.#reconnectTimer = setTimeout(() => void this.#connect(), this.#delay(this.#attempt++));
   }
 
-  #leave(room: Room<any>): void {
+  #leave(room: Room): void {
     if (this.#room !== room) return;
     this.#room = undefined;
     this.#send('{"type":"leave_room"}');
@@ -250,7 +248,7 @@ export class RetrotroClient extends Emitter<ClientEvents> {
     }
     if (typeof frame !== 'object' || frame === null) return;
     const type = String(frame.type);
-    const p = (typeof frame.payload === 'object' && frame.payload !== null ? frame.payload : {}) as Record<string, any>;
+    const p: Payload = typeof frame.payload === 'object' && frame.payload !== null ? (frame.payload as Payload) : {};
     const room = this.#room;
     if (type === 'room_state') {
       if (room?._onRoomState(p) && this.#state !== 'open') this.#ready();
@@ -263,7 +261,7 @@ export class RetrotroClient extends Emitter<ClientEvents> {
     }
   }
 
-  #onError(p: Record<string, any>, room: Room<any> | undefined): void {
+  #onError(p: Payload, room: Room | undefined): void {
     if (p.id !== undefined && room?._onPublishError(p)) return;
     const err = new RetrotroError(String(p.code), String(p.message ?? p.code), typeof p.id === 'string' ? p.id : undefined);
     if (room && !room._isJoined && this.#open && JOIN_ERRORS.includes(err.code)) {

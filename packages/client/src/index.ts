@@ -15,6 +15,9 @@ export type {
   RetrotroClientOptions,
   RoomEvent,
   RoomTimer,
+  WebSocketCloseEventLike,
   WebSocketConstructor,
+  WebSocketHandler,
   WebSocketLike,
+  WebSocketMessageEventLike,
 } from './types.js';

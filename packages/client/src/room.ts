@@ -29,7 +29,7 @@ export interface RoomLink {
   nextId(): string;
   /** The backoff delay for the n-th consecutive retry. */
   delay(n: number): number;
-  leave(room: Room<any>): void;
+  leave(room: Room): void;
   maxPending: number;
   maxFrameBytes: number;
 }
@@ -46,23 +46,48 @@ interface Pending {
 const MAX_ACKED = 1000;
 const encoder = /* @__PURE__ */ new TextEncoder();
 
-const isObject = (v: unknown): v is Record<string, any> => typeof v === 'object' && v !== null;
+/** @internal A server frame's payload: untrusted JSON, each field checked before use. */
+export type Payload = Readonly<Record<string, unknown>>;
+
+const isObject = (v: unknown): v is Payload => typeof v === 'object' && v !== null;
 const asOffset = (v: unknown): number | null => (typeof v === 'number' ? v : null);
+const asString = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const asNumber = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+const isParticipant = (v: unknown): v is Participant => isObject(v) && typeof v.userId === 'string' && typeof v.userName === 'string';
+const isTimer = (v: unknown): v is RoomTimer =>
+  isObject(v) &&
+  typeof v.phase === 'string' &&
+  typeof v.running === 'boolean' &&
+  typeof v.remaining_seconds === 'number' &&
+  (typeof v.end_at === 'string' || v.end_at === null);
 
 /** The timer after a `timer_*` frame; undefined when `type` is not a timer frame. */
-function nextTimer(t: RoomTimer | null, type: string, p: Record<string, any>): RoomTimer | null | undefined {
+function nextTimer(t: RoomTimer | null, type: string, p: Payload): RoomTimer | null | undefined {
   const phase = t?.phase ?? 'timer';
+  const remaining = t?.remaining_seconds ?? 0;
   switch (type) {
     case 'timer_started':
-      return { phase: p.phase, running: true, remaining_seconds: p.duration_seconds, end_at: p.end_at };
+      return {
+        phase: asString(p.phase) ?? phase,
+        running: true,
+        remaining_seconds: asNumber(p.duration_seconds) ?? 0,
+        end_at: asString(p.end_at) ?? null,
+      };
     case 'timer_tick':
-      return { phase: p.phase ?? phase, running: t?.running ?? true, remaining_seconds: p.remaining_seconds, end_at: t?.end_at ?? null };
+      return {
+        phase: asString(p.phase) ?? phase,
+        running: t?.running ?? true,
+        remaining_seconds: asNumber(p.remaining_seconds) ?? remaining,
+        end_at: t?.end_at ?? null,
+      };
     case 'timer_paused':
-      return { phase, running: false, remaining_seconds: p.remaining_seconds, end_at: null };
+      return { phase, running: false, remaining_seconds: asNumber(p.remaining_seconds) ?? remaining, end_at: null };
     case 'timer_resumed':
-      return { phase, running: true, remaining_seconds: p.remaining_seconds, end_at: p.end_at };
-    case 'timer_extended':
-      return { phase, running: p.new_end_at != null, remaining_seconds: p.new_remaining, end_at: p.new_end_at ?? null };
+      return { phase, running: true, remaining_seconds: asNumber(p.remaining_seconds) ?? remaining, end_at: asString(p.end_at) ?? null };
+    case 'timer_extended': {
+      const endAt = asString(p.new_end_at) ?? null;
+      return { phase, running: endAt !== null, remaining_seconds: asNumber(p.new_remaining) ?? remaining, end_at: endAt };
+    }
     case 'timer_stopped':
     case 'timer_ended':
       return null;
@@ -95,7 +120,7 @@ export class Room<E extends EventMap = EventMap> extends Emitter<RoomEvents<E>> 
   #acked = new Map<string, number>();
   #retries = 0;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
-  #resolveJoin!: (room: Room<E>) => void;
+  #resolveJoin!: () => void;
   #rejectJoin!: (err: RetrotroError) => void;
   /** @internal Settles when the first room_state arrives. */
   readonly _joined: Promise<Room<E>>;
@@ -106,7 +131,7 @@ export class Room<E extends EventMap = EventMap> extends Emitter<RoomEvents<E>> 
     this.id = id;
     this.#link = link;
     this._joined = new Promise<Room<E>>((resolve, reject) => {
-      this.#resolveJoin = resolve;
+      this.#resolveJoin = () => resolve(this);
       this.#rejectJoin = reject;
     });
   }
@@ -269,13 +294,13 @@ export class Room<E extends EventMap = EventMap> extends Emitter<RoomEvents<E>> 
   }
 
   /** @internal A room_state for this room; returns false if it is for another room. */
-  _onRoomState(p: Record<string, any>): boolean {
+  _onRoomState(p: Payload): boolean {
     if (p.roomId !== this.id) return false;
     const first = !this.#everJoined;
     const pos = isObject(p.position) && typeof p.position.offset === 'number' ? { offset: p.position.offset, epoch: String(p.position.epoch) } : null;
     this.#legacy = !('position' in p);
-    this.#participants = Array.isArray(p.participants) ? p.participants : [];
-    this.#timer = isObject(p.timer) ? (p.timer as RoomTimer) : null;
+    this.#participants = Array.isArray(p.participants) ? p.participants.filter(isParticipant) : [];
+    this.#timer = isTimer(p.timer) ? p.timer : null;
     // Seamless only if we asked for `since` and the server replays from there.
     const recovered = this.#sentSince && p.recovered === true && pos !== null && pos.epoch === this.#position?.epoch;
     if (!recovered) {
@@ -283,7 +308,7 @@ export class Room<E extends EventMap = EventMap> extends Emitter<RoomEvents<E>> 
       this.#acked.clear();
     }
     this.#joined = this.#everJoined = true;
-    if (first) this.#resolveJoin(this);
+    if (first) this.#resolveJoin();
     else {
       this.emit('participants', this.#participants);
       this.emit('timer', this.#timer, 'room_state');
@@ -294,7 +319,7 @@ export class Room<E extends EventMap = EventMap> extends Emitter<RoomEvents<E>> 
   }
 
   /** @internal An `ack` frame. */
-  _onAck(p: Record<string, any>): void {
+  _onAck(p: Payload): void {
     const pending = this.#settle(p.id);
     if (!pending) return;
     const offset = asOffset(p.offset);
@@ -307,15 +332,18 @@ export class Room<E extends EventMap = EventMap> extends Emitter<RoomEvents<E>> 
   }
 
   /** @internal An `error` frame with an id; returns false if the id is not a pending publish of this room. */
-  _onPublishError(p: Record<string, any>): boolean {
+  _onPublishError(p: Payload): boolean {
     const pending = this.#pending.find((x) => x.id === p.id);
     if (!pending) return false;
     if (p.retryable === true) {
       pending.sent = false;
-      this.#retryTimer ??= setTimeout(() => {
-        this.#retryTimer = undefined;
-        this.#flush();
-      }, this.#link.delay(this.#retries++));
+      this.#retryTimer ??= setTimeout(
+        () => {
+          this.#retryTimer = undefined;
+          this.#flush();
+        },
+        this.#link.delay(this.#retries++),
+      );
     } else {
       this.#settle(p.id);
       pending.reject(new RetrotroError(String(p.code), String(p.message ?? p.code), pending.id));
@@ -324,11 +352,11 @@ export class Room<E extends EventMap = EventMap> extends Emitter<RoomEvents<E>> 
   }
 
   /** @internal Any other server frame while this room is the client's. */
-  _onFrame(type: string, p: Record<string, any>): void {
+  _onFrame(type: string, p: Payload): void {
     if (!this.#joined) return; // frames of a previous room, before our room_state
     if (type === 'event') return this.#onEvent(p);
     if (type === 'participant_joined') {
-      if (this.#participants.some((x) => x.userId === p.userId)) return;
+      if (!isParticipant(p) || this.#participants.some((x) => x.userId === p.userId)) return;
       this.#participants = [...this.#participants, { userId: p.userId, userName: p.userName }];
       return this.emit('participants', this.#participants);
     }
@@ -345,7 +373,7 @@ export class Room<E extends EventMap = EventMap> extends Emitter<RoomEvents<E>> 
     }
   }
 
-  #onEvent(p: Record<string, any>): void {
+  #onEvent(p: Payload): void {
     const offset = asOffset(p.offset);
     const pos = this.#position;
     if (offset !== null && pos && offset <= pos.offset) return; // seen already (replay and live overlap)

@@ -54,16 +54,34 @@ export interface PublishResult {
  */
 export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
+/** What the client reads from a WebSocket `message` event (a `MessageEvent` has it). */
+export interface WebSocketMessageEventLike {
+  readonly data: unknown;
+}
+
+/** What the client reads from a WebSocket `close` event (a `CloseEvent` has it). */
+export interface WebSocketCloseEventLike {
+  readonly code?: number;
+}
+
+/**
+ * A WebSocket event handler taking `Ev`. Checked bivariantly in its parameter (as a
+ * method would be), so the handler properties of browsers' `WebSocket` (typed with the
+ * DOM's `MessageEvent`, `CloseEvent`, ...) and of `ws` (with its own event classes) both
+ * fit, though neither event type is assignable to the other.
+ */
+export type WebSocketHandler<Ev> = { bivarianceHack(ev: Ev): void }['bivarianceHack'];
+
 /**
  * The part of the WebSocket API the client uses: browsers' `WebSocket`, Node.js 22's
  * global one and the `ws` package all have it.
  */
 export interface WebSocketLike {
   readonly readyState: number;
-  onopen: ((ev: any) => void) | null;
-  onmessage: ((ev: any) => void) | null;
-  onclose: ((ev: any) => void) | null;
-  onerror: ((ev: any) => void) | null;
+  onopen: WebSocketHandler<object> | null;
+  onmessage: WebSocketHandler<WebSocketMessageEventLike> | null;
+  onclose: WebSocketHandler<WebSocketCloseEventLike> | null;
+  onerror: WebSocketHandler<object> | null;
   send(data: string): void;
   close(code?: number, reason?: string): void;
 }

@@ -88,7 +88,7 @@ describe('URLs and tokens', () => {
     await flush();
     expect(FakeSocket.all).toHaveLength(0);
     expect(errors[0]?.code).toBe('token');
-    expect((errors[0]?.cause as Error).message).toBe('auth server down');
+    expect((errors[0]?.cause as Error | undefined)?.message).toBe('auth server down');
     await advance(500);
     expect(FakeSocket.last.token).toBe('ok');
     client.close();

@@ -408,7 +408,11 @@ describe('participants and timer', () => {
     ws.receive('participant_joined', { userId: 'u3', userName: 'Cy' });
     ws.receive('participant_left', { userId: 'u2' });
     ws.receive('participant_left', { userId: 'nobody' });
-    expect(lists).toEqual([['u1', 'u2'], ['u1', 'u2', 'u3'], ['u1', 'u3']]);
+    expect(lists).toEqual([
+      ['u1', 'u2'],
+      ['u1', 'u2', 'u3'],
+      ['u1', 'u3'],
+    ]);
     expect(room.participants).toEqual([
       { userId: 'u1', userName: 'Ann' },
       { userId: 'u3', userName: 'Cy' },

@@ -1,8 +1,8 @@
 /**
  * The SDK against the REAL server (apps/server/dist/main.js, built by `pnpm build`) in memory
- * mode, with `ws` as the WebSocket class (Node.js 20 has no global one). Only what today's
- * server does (CONTRACT section 4): it sends no `position` and no acks yet, so publishes
- * resolve once sent, with offset null, and a reconnect emits `reset`.
+ * mode, with `ws` as the WebSocket class (Node.js 20 has no global one). The server keeps
+ * history (CONTRACT section 8): publishes resolve on its ack with their offset, events carry
+ * offsets; pods in memory mode share nothing, so failing over to another pod emits `reset`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -130,11 +130,11 @@ describe('against the real server (memory mode)', () => {
     const bEvents: RoomEvent<Events>[] = [];
     bRoom.on('event', (e) => bEvents.push(e));
     const sent = await bRoom.publish('card', { text: 'hi' });
-    expect(sent).toEqual({ offset: null }); // today's server: no acks, resolved once sent
+    expect(sent).toEqual({ offset: expect.any(Number) }); // resolved on the server's ack
     for (let n = 0; n < 20; n++) void aRoom.publish('n', n);
     await waitFor('alice to get the card', () => aEvents.length === 1);
     await waitFor('bob to get 20 events', () => bEvents.length === 20);
-    expect(aEvents[0]).toMatchObject({ event: 'card', data: { text: 'hi' }, from: { userId: 'bob', userName: 'Bob' }, offset: null });
+    expect(aEvents[0]).toMatchObject({ event: 'card', data: { text: 'hi' }, from: { userId: 'bob', userName: 'Bob' }, offset: sent.offset });
     expect(bEvents.map((e) => e.data)).toEqual([...Array(20).keys()]);
     expect(bEvents.every((e) => e.event === 'n' && e.from.userId === 'alice')).toBe(true);
 
@@ -146,7 +146,7 @@ describe('against the real server (memory mode)', () => {
     expect(Date.parse(bRoom.timer!.end_at!)).toBeGreaterThan(Date.now());
 
     // Pod A dies: both reconnect to the next URL (pod B), with a fresh token, and rejoin.
-    // Today's server keeps no history, so each room emits `reset`.
+    // Pod B has none of pod A's history (memory mode), so each room emits `reset`.
     let resets = 0;
     aRoom.on('reset', () => resets++);
     bRoom.on('reset', () => resets++);

@@ -121,7 +121,8 @@ export function describeHistory(busType: 'postgres' | 'nats' | 'memory') {
       const alice = await connect(a, 'alice');
       const state = await alice.join(r);
       const epoch = state.payload.position.epoch as string;
-      for (let i = 0; i < 12; i++) await publishAcked(alice, 'n', i, `x${i}`);
+      const acked: number[] = [];
+      for (let i = 0; i < 12; i++) acked.push((await publishAcked(alice, 'n', i, `x${i}`)).payload.offset as number);
       const bob = await connect(a, 'bob');
       for (const since of [
         { offset: 0, epoch: 'not-the-epoch' },
@@ -135,11 +136,16 @@ export function describeHistory(busType: 'postgres' | 'nats' | 'memory') {
         await sleep(100);
         expect(events(bob, from)).toEqual([]);
       }
-      // A since within the history is recovered.
-      const newest = (await rejoin(bob, r, undefined)).payload.position.offset as number;
-      const s = await rejoin(bob, r, { offset: newest - 2, epoch });
+      // Regression: after a join that could not be recovered, live events flow again (the
+      // offset the client had seen under another epoch or above the newest is forgotten).
+      const after = (await publishAcked(alice, 'n', 'after', 'x-after')).payload.offset as number;
+      await bob.next('event', (f) => f.payload.data === 'after', WAIT);
+      // A since within the history (the 11th event) is recovered: the 12th and the last follow.
+      const from = bob.frames.length;
+      const s = await rejoin(bob, r, { offset: acked[10]!, epoch });
       expect(s.payload.recovered).toBe(true);
-      await waitUntil('two replayed events', () => events(bob).filter((e) => e.payload.offset > newest - 2).length === 2, WAIT);
+      await waitUntil('two replayed events', () => events(bob, from).length === 2, WAIT);
+      expect(offsetsOf(events(bob, from))).toEqual([acked[11], after]);
     });
 
     it('serves GET /api/rooms/{id}/history and answers POST publish with its offset', async () => {

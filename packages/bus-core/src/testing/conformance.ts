@@ -272,9 +272,15 @@ export function describeTransportConformance(name: string, harness: ConformanceH
         const sink = new RecordingSink();
         const other = new RecordingSink();
         const first = t.open(sink);
-        const whileOpening = await t.open(other).then(() => undefined, (e: unknown) => e);
+        const whileOpening = await t.open(other).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         await first;
-        const whileOpen = await t.open(other).then(() => undefined, (e: unknown) => e);
+        const whileOpen = await t.open(other).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         for (const error of [whileOpening, whileOpen]) {
           expect(error).toBeInstanceOf(BusError);
           expect(error).toMatchObject({ code: 'already_open' });
@@ -289,7 +295,10 @@ export function describeTransportConformance(name: string, harness: ConformanceH
         const prefix = uniquePrefix('abort');
         const t = await bare(prefix);
         const sink = new RecordingSink();
-        const opening = t.open(sink).then(() => undefined, (e: unknown) => e);
+        const opening = t.open(sink).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         await t.close();
         const error = await opening;
         expect(error).toBeInstanceOf(BusError);
@@ -378,7 +387,13 @@ class RecordingSink implements TransportSink {
 function publishOutcome(t: Transport): { threw: unknown; settled: Promise<unknown> } {
   try {
     const p = t.publish('room', 'x');
-    return { threw: undefined, settled: p.then(() => 'resolved', (e: unknown) => e) };
+    return {
+      threw: undefined,
+      settled: p.then(
+        () => 'resolved',
+        (e: unknown) => e,
+      ),
+    };
   } catch (e) {
     return { threw: e, settled: Promise.resolve(undefined) };
   }

@@ -6,7 +6,7 @@
  */
 import { afterEach } from 'vitest';
 import { decodeControl, type ControlEnvelope } from '../../src/envelopes.js';
-import { MemoryBroker, MemoryTransport, RelayBus, type Logger, type MemoryTransportOptions, type StreamKind } from '../../src/index.js';
+import { type MemoryBroker, MemoryTransport, RelayBus, type Logger, type MemoryTransportOptions, type StreamKind } from '../../src/index.js';
 import { RecordingHub } from '../../src/testing/index.js';
 
 export const FAST = { heartbeatMs: 50, ttlMs: 200, syncWindowMs: 50 } as const;
@@ -63,8 +63,7 @@ export async function tap(broker: MemoryBroker) {
         return d.ok === true ? [d.value] : [];
       })
       .filter((c) => from === undefined || c.podId === from);
-  const syncRequests = (from: string, target: string) =>
-    controls(from).filter((c) => c.kind === 'sync_request' && c.target === target).length;
+  const syncRequests = (from: string, target: string) => controls(from).filter((c) => c.kind === 'sync_request' && c.target === target).length;
   return { all, controls, syncRequests };
 }
 
@@ -88,4 +87,3 @@ export function recordingLogger() {
   const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
   return { logger, lines };
 }
-
