@@ -98,7 +98,10 @@ export function loadConfig(env: Env = process.env): Config {
   const origins = optional(env, 'ALLOWED_ORIGINS');
   // Browsers send `scheme://host[:port]`, lowercase, without a path: forgive a trailing slash
   // or capitals here, or the listed origin would never match.
-  const allowedOrigins = origins?.split(',').map((o) => o.trim().replace(/\/+$/, '').toLowerCase()).filter(Boolean);
+  const allowedOrigins = origins
+    ?.split(',')
+    .map((o) => o.trim().replace(/\/+$/, '').toLowerCase())
+    .filter(Boolean);
   if (production && !allowedOrigins) {
     throw new ConfigError('ALLOWED_ORIGINS is required when NODE_ENV=production (comma-separated origins, e.g. https://retro.example.com)');
   }

@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
-import type { MessageBus } from '@retrotro/bus-core';
+import type { HistoryPage, MessageBus } from '@retrotro/bus-core';
 import type { Logger } from 'pino';
 import type { Authenticator } from './auth.js';
 import type { Config } from './config.js';
@@ -191,7 +191,7 @@ export function createRequestHandler(deps: HttpDeps) {
     const limit = wholeNumber(query.get('limit') ?? '100');
     if (since === undefined) return json(res, 400, { error: 'since must be a whole number >= 0' });
     if (limit === undefined || limit < 1 || limit > 1000) return json(res, 400, { error: 'limit must be a whole number from 1 to 1000' });
-    let page;
+    let page: HistoryPage;
     try {
       page = await bus.readHistory(roomId, since, limit);
     } catch (e) {

@@ -86,7 +86,7 @@ async function run(label, n, window, send, receiver, bytes) {
   const rate = Math.round(n / seconds);
   console.log(
     `${label.padEnd(34)} ${String(n).padStart(6)} msgs  window ${String(window).padStart(4)}  ` +
-      `${String(rate).padStart(7)} msg/s delivered  ${(rate * bytes / 1e6).toFixed(1).padStart(5)} MB/s  ` +
+      `${String(rate).padStart(7)} msg/s delivered  ${((rate * bytes) / 1e6).toFixed(1).padStart(5)} MB/s  ` +
       `acked in ${stored.toFixed(2)} s  p50 ${p(0.5)} ms  p99 ${p(0.99)} ms${failed ? `  FAILED ${failed}` : ''}`,
   );
   return rate;
@@ -105,7 +105,14 @@ const events = pg.escapeIdentifier(`${prefix}_history_events`);
 try {
   // Warm up (named statements, plans).
   await run('warm-up', 2000, 200, (i) => sender.history.append([item(i, 200)]), rx, 200);
-  await run('warm-up off', 2000, 200, (i) => sender.publish('room', historyEnvelope({ roomId: 'w', podId: 'pod-a', offset: i + 1, payload: payloadOf(200, i) })), rx, 200);
+  await run(
+    'warm-up off',
+    2000,
+    200,
+    (i) => sender.publish('room', historyEnvelope({ roomId: 'w', podId: 'pod-a', offset: i + 1, payload: payloadOf(200, i) })),
+    rx,
+    200,
+  );
 
   // Off and on alternate, three times per window; the ratio compares medians.
   const median = (list) => [...list].sort((a, b) => a - b)[list.length >> 1];
@@ -171,6 +178,8 @@ try {
 } finally {
   await sender.close();
   await receiver.close();
-  await db.query(`DROP TABLE IF EXISTS ${events}, ${pg.escapeIdentifier(`${prefix}_history_rooms`)}; DROP FUNCTION IF EXISTS ${pg.escapeIdentifier(`${prefix}_history_append`)}`);
+  await db.query(
+    `DROP TABLE IF EXISTS ${events}, ${pg.escapeIdentifier(`${prefix}_history_rooms`)}; DROP FUNCTION IF EXISTS ${pg.escapeIdentifier(`${prefix}_history_append`)}`,
+  );
   await db.end();
 }

@@ -28,14 +28,7 @@
  * can recover from it once the room has events.
  */
 import { createHash } from 'node:crypto';
-import {
-  BusError,
-  type HistoryLimits,
-  type HistoryPage,
-  type HistoryPosition,
-  type Logger,
-  type StoredEvent,
-} from '@retrotro/bus-core';
+import { BusError, type HistoryLimits, type HistoryPage, type HistoryPosition, type Logger, type StoredEvent } from '@retrotro/bus-core';
 import { RateLimitedLog, type AppendItem, type AppendOutcome, type HistoryStore } from '@retrotro/bus-core/internal';
 import { Client, DatabaseError, type QueryConfig, type QueryResult, type QueryResultRow } from 'pg';
 import type { Channels } from './channels.js';
@@ -153,7 +146,11 @@ export class PgHistory implements HistoryStore {
       throw new BusError('broker_unreachable', `cannot reach ${this.host.target} to create history tables ${tables}: ${reason(e)}`, { cause: e });
     }
     try {
-      await withTimeout(client.query(this.ddlScript()), this.host.statementTimeoutMs, () => new Error(`no answer within ${this.host.statementTimeoutMs} ms`));
+      await withTimeout(
+        client.query(this.ddlScript()),
+        this.host.statementTimeoutMs,
+        () => new Error(`no answer within ${this.host.statementTimeoutMs} ms`),
+      );
     } catch (e) {
       throw new BusError('broker_unreachable', `cannot create history tables ${tables} in ${this.host.target}: ${reason(e)}`, { cause: e });
     } finally {
@@ -248,12 +245,10 @@ export class PgHistory implements HistoryStore {
     // Whether the error came from the server or the socket (else from our own code: frames, checks).
     let fromQuery = false;
     const q = <R extends QueryResultRow>(query: string | QueryConfig): Promise<QueryResult<R>> =>
-      withTimeout(connection.client.query<R>(query), ms, () => new Error(`history statement got no answer within ${ms} ms`)).catch(
-        (e: unknown) => {
-          fromQuery = true;
-          throw e;
-        },
-      );
+      withTimeout(connection.client.query<R>(query), ms, () => new Error(`history statement got no answer within ${ms} ms`)).catch((e: unknown) => {
+        fromQuery = true;
+        throw e;
+      });
     type Stage = 'begin' | 'append' | 'frames' | 'notify' | 'commit';
     // Widened: the BEGIN callback moves it on.
     let stage = 'begin' as Stage;
@@ -312,7 +307,7 @@ export class PgHistory implements HistoryStore {
         });
       }
       const committed = q('COMMIT');
-      if (notified) await Promise.all([notified, committed]);
+      if (notified !== undefined) await Promise.all([notified, committed]);
       stage = 'commit';
       const commit = await committed;
       // COMMIT of a transaction the server had already aborted answers ROLLBACK.
@@ -346,11 +341,18 @@ export class PgHistory implements HistoryStore {
         const remade = await q(this.ddlScript()).then(
           () => true,
           // Leave no failed transaction block behind on the publishing connection.
-          () => q('ROLLBACK').then(() => false, () => false),
+          () =>
+            q('ROLLBACK').then(
+              () => false,
+              () => false,
+            ),
         );
         if (remade) return this.runJob(job, connection, publisher, true);
       }
-      const error = cause instanceof BusError ? cause : new BusError('publish_failed', `history append failed at ${stage}: ${cause.message}; nothing was stored`, { cause });
+      const error =
+        cause instanceof BusError
+          ? cause
+          : new BusError('publish_failed', `history append failed at ${stage}: ${cause.message}; nothing was stored`, { cause });
       job.reject(error);
     }
   }
@@ -385,7 +387,11 @@ export class PgHistory implements HistoryStore {
         this.host.log.warn({ err: e, tables: this.tables }, 'history tables missing; creating them again (their history is lost)');
         const remade = await run(this.ddlScript()).then(
           () => true,
-          () => run('ROLLBACK').then(() => false, () => false),
+          () =>
+            run('ROLLBACK').then(
+              () => false,
+              () => false,
+            ),
         );
         if (remade) return this.onReader<R>(query, true);
       }
@@ -512,7 +518,15 @@ export class AppendJob implements PublisherJob {
     const numbers = [counts.join(','), index, ranks.join(',')];
     // No ids at all: an empty list (unnest pads it with NULLs).
     if (this.json) {
-      return [JSON.stringify(roomList), ...numbers, JSON.stringify(users), this.ids ? JSON.stringify(ids) : '[]', JSON.stringify(payloads), true, size];
+      return [
+        JSON.stringify(roomList),
+        ...numbers,
+        JSON.stringify(users),
+        this.ids ? JSON.stringify(ids) : '[]',
+        JSON.stringify(payloads),
+        true,
+        size,
+      ];
     }
     const j = (list: string[]) => list.join(LIST_SEPARATOR);
     return [j(roomList), ...numbers, j(users), this.ids ? j(ids) : '', j(payloads), false, size];
@@ -543,7 +557,8 @@ function needsJson(s: string): boolean {
 function badItem(item: AppendItem): string | undefined {
   if (typeof item.roomId !== 'string' || item.roomId.length === 0) return 'history append: roomId must be a non-empty string';
   if (typeof item.userId !== 'string') return 'history append: userId must be a string';
-  if (item.id !== undefined && (typeof item.id !== 'string' || item.id.length === 0)) return 'history append: id must be a non-empty string when given';
+  if (item.id !== undefined && (typeof item.id !== 'string' || item.id.length === 0))
+    return 'history append: id must be a non-empty string when given';
   if (typeof item.payload !== 'string' || !item.payload.startsWith('{')) return 'history append: payload must be JSON object text';
   for (const s of [item.roomId, item.userId, item.id ?? '', item.payload]) {
     if (s.includes('\0')) return 'history append: text contains a NUL character, which PostgreSQL text cannot hold';

@@ -1,16 +1,9 @@
-import {
-  BrokerUnreachableError,
-  BusError,
-  BusUnavailableError,
-  MAX_PREFIX_LENGTH,
-  PayloadTooLargeError,
-  type StreamKind,
-} from '@retrotro/bus-core';
+import { BrokerUnreachableError, BusError, BusUnavailableError, MAX_PREFIX_LENGTH, PayloadTooLargeError, type StreamKind } from '@retrotro/bus-core';
 import { sleep, uniquePrefix, waitFor } from '@retrotro/bus-core/testing';
 import type { Client } from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Channels, PgTransport, type PgTransportOptions } from '../src/index.js';
-import { TcpProxy } from '@retrotro/bus-core/testing';
+import type { TcpProxy } from '@retrotro/bus-core/testing';
 import { adminClient, backendsOf, DATABASE_URL, RecordingSink, silentServer, startPgProxy, terminate, viaProxy } from './helpers.js';
 
 let admin: Client;
@@ -96,7 +89,7 @@ describe('configuration', () => {
     }
   });
 
-  it('refuses prefixes that break bus-core\'s prefix rule (bad or truncated channel names)', () => {
+  it("refuses prefixes that break bus-core's prefix rule (bad or truncated channel names)", () => {
     for (const bad of ['', 'a-b', 'a.b', 'a b', 'é', 'x;DROP']) {
       expect(() => new PgTransport({ connectionString: DATABASE_URL, prefix: bad })).toThrow(/letters, digits or underscores/);
     }
