@@ -32,7 +32,7 @@ import { BusError, type HistoryLimits, type HistoryPage, type HistoryPosition, t
 import { RateLimitedLog, type AppendItem, type AppendOutcome, type HistoryStore } from '@retrotro/bus-core/internal';
 import { Client, DatabaseError, type QueryConfig, type QueryResult, type QueryResultRow } from 'pg';
 import type { Channels } from './channels.js';
-import { isConnectionError, withTimeout, type PgConnection } from './connection.js';
+import { clientSettings, isConnectionError, withTimeout, type PgClientConfig, type PgConnection } from './connection.js';
 import { historyNames, historySql, LIST_SEPARATOR, type HistorySql } from './history-sql.js';
 import type { NotifyPublisher, PublisherJob } from './notify-publisher.js';
 
@@ -41,6 +41,7 @@ export interface PgHistoryHost {
   readonly channels: Channels;
   /** Connection string, and how logs show it (password masked). */
   readonly connectionString: string;
+  readonly clientConfig?: PgClientConfig | undefined;
   readonly target: string;
   /** `postgres transport (<target>)`. */
   readonly what: string;
@@ -134,7 +135,7 @@ export class PgHistory implements HistoryStore {
     }
     const tables = `${this.tables.rooms}, ${this.tables.events}`;
     const client = new Client({
-      connectionString: this.host.connectionString,
+      ...clientSettings(this.host.connectionString, this.host.clientConfig),
       application_name: `retrotro-bus/setup/${this.host.instanceId}/${this.host.channels.prefix}`.slice(0, 63),
       connectionTimeoutMillis: this.host.connectTimeoutMs,
     });

@@ -80,11 +80,21 @@ describe('configuration', () => {
     expect(new PgTransport({ connectionString: DATABASE_URL }).channels.byStream.presence).toBe('retrotro_presence');
   });
 
+  it('applies clientConfig to its connections (here the user the URL does not name)', async () => {
+    const url = new URL(DATABASE_URL);
+    const user = url.username || 'postgres';
+    url.username = '';
+    const { t, sink } = await opened({ connectionString: url.toString(), clientConfig: { user } });
+    await expectDelivery(t, sink, 'clientconfig');
+    const refused = transport({ connectionString: url.toString(), clientConfig: { user: 'no_such_role_here' } });
+    await expect(refused.open(new RecordingSink())).rejects.toThrow(/no_such_role_here/);
+  });
+
   it('refuses a connection string that is neither a URL nor key=value pairs, saying what it expects', () => {
-    for (const bad of ['base', 'db.example.com', 'mysql://x@y/z']) {
+    for (const bad of ['base', 'db.example.com', 'mysql://x@y/z', 'host=h port=5432 dbname=d']) {
       expect(() => new PgTransport({ connectionString: bad }), bad).toThrow(/must be a postgres:\/\/ .*URL/);
     }
-    for (const good of ['postgres://u@h:5432/d', 'postgresql://h/d', 'host=h port=5432 dbname=d']) {
+    for (const good of ['postgres://u@h:5432/d', 'postgresql://h/d']) {
       expect(() => new PgTransport({ connectionString: good }), good).not.toThrow();
     }
   });
