@@ -72,8 +72,13 @@ describe('configuration', () => {
     expect(new PgTransport({ connectionString: 'postgresql://app@[::1]:6543/x?password=s3cret' }).target).toBe(
       'postgresql://app@[::1]:6543/x?password=****',
     );
-    // pg takes only URLs; anything else is never echoed (it could hold password=...).
-    expect(new PgTransport({ connectionString: 'host=db user=app password=s3cret' }).target).not.toContain('s3cret');
+    // pg takes only URLs; anything else is refused, and never echoed (it could hold password=...).
+    expect(() => new PgTransport({ connectionString: 'host=db user=app password=s3cret' })).toThrow(/must be a postgres:\/\//);
+    try {
+      new PgTransport({ connectionString: 'host=db user=app password=s3cret' });
+    } catch (e) {
+      expect((e as Error).message).not.toContain('s3cret');
+    }
   });
 
   it('defaults the prefix to retrotro', () => {
