@@ -24,7 +24,10 @@ const RUN_LIMIT_MS = 280_000;
 
 function arg(name: string): string[] | undefined {
   const a = process.argv.find((x) => x.startsWith(`--${name}=`));
-  return a?.slice(name.length + 3).split(',').filter(Boolean);
+  return a
+    ?.slice(name.length + 3)
+    .split(',')
+    .filter(Boolean);
 }
 
 function choose<T extends string>(name: string, all: readonly T[]): T[] {
@@ -38,7 +41,12 @@ function choose<T extends string>(name: string, all: readonly T[]): T[] {
 /** Event sizes of workload 3 (BENCH_FANOUT_SIZES=200,10240 to pick). */
 function fanOutSizes(): number[] {
   const env = process.env.BENCH_FANOUT_SIZES;
-  return env ? env.split(',').map(Number).filter((n) => n > 0 && n <= 60_000) : [200, 10 * 1024];
+  return env
+    ? env
+        .split(',')
+        .map(Number)
+        .filter((n) => n > 0 && n <= 60_000)
+    : [200, 10 * 1024];
 }
 
 const fmtTrial = (v: number) => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(1));
@@ -53,7 +61,14 @@ async function main(): Promise<void> {
   const targets = loadTargets();
   const prefix = runPrefix();
   const t0 = nowUs();
-  const info = runInfoBase(prefix, { ceiling: CEILING_OPTIONS, flow: { ...FLOW_DEFAULTS, trials: FLOW_TRIALS }, paced: PACED_OPTIONS, scale: SCALE_OPTIONS, workloads, buses });
+  const info = runInfoBase(prefix, {
+    ceiling: CEILING_OPTIONS,
+    flow: { ...FLOW_DEFAULTS, trials: FLOW_TRIALS },
+    paced: PACED_OPTIONS,
+    scale: SCALE_OPTIONS,
+    workloads,
+    buses,
+  });
   const hardStop = setTimeout(() => {
     process.stderr.write(`bench: over ${RUN_LIMIT_MS / 1000} s, giving up\n`);
     killAllNow();

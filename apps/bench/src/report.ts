@@ -50,7 +50,11 @@ export function renderTable(rows: Row[]): string {
   });
   const widths = header.map((h, c) => Math.max(h.length, ...lines.map((l) => l[c]!.length)));
   const numeric = new Set([4, 6, 7]);
-  const line = (cells: string[]) => cells.map((s, c) => (numeric.has(c) ? s.padStart(widths[c]!) : s.padEnd(widths[c]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((s, c) => (numeric.has(c) ? s.padStart(widths[c]!) : s.padEnd(widths[c]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...lines.map(line)].join('\n');
 }
 

@@ -196,9 +196,7 @@ async function openRaw(bus: BusKind, prefix: string, targets: BenchTargets, o: C
 async function openRelay(bus: BusKind, prefix: string, roomId: string, targets: BenchTargets): Promise<Publisher> {
   const common = { podId: 'bench-ceiling-a', prefix };
   const relay =
-    bus === 'postgres'
-      ? new PgBus({ ...common, connectionString: targets.databaseUrl })
-      : new NatsBus({ ...common, servers: targets.natsUrl });
+    bus === 'postgres' ? new PgBus({ ...common, connectionString: targets.databaseUrl }) : new NatsBus({ ...common, servers: targets.natsUrl });
   await relay.start(silentHub);
   await relay.whenReady();
   // A frame of CEILING_MESSAGE_BYTES once serialised (the envelope adds pod, room and seq).

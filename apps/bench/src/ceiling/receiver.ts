@@ -62,9 +62,7 @@ async function open(m: Extract<ToReceiver, { cmd: 'open' }>): Promise<void> {
   }
   const common = { podId: 'bench-ceiling-b', prefix: m.prefix };
   const bus =
-    m.bus === 'postgres'
-      ? new PgBus({ ...common, connectionString: m.targets.databaseUrl })
-      : new NatsBus({ ...common, servers: m.targets.natsUrl });
+    m.bus === 'postgres' ? new PgBus({ ...common, connectionString: m.targets.databaseUrl }) : new NatsBus({ ...common, servers: m.targets.natsUrl });
   await bus.start(hub);
   await bus.whenReady();
   closers.push(() => bus.stop());

@@ -31,7 +31,9 @@ export async function probeRoute(sender: RoomSocket, receivers: RoomSocket[]): P
     }
     await sleep(50); // let late probes arrive before counting starts
   } finally {
-    receivers.forEach((r, i) => r.ws.off('message', handlers[i]!));
+    receivers.forEach((r, i) => {
+      r.ws.off('message', handlers[i]!);
+    });
   }
 }
 
@@ -77,7 +79,11 @@ function attach(receivers: RoomSocket[], capacity: number, onDelivery: (seq: num
   });
   return {
     trackers,
-    detach: () => receivers.forEach((r, i) => r.ws.off('message', handlers[i]!)),
+    detach: () => {
+      receivers.forEach((r, i) => {
+        r.ws.off('message', handlers[i]!);
+      });
+    },
   };
 }
 
@@ -155,7 +161,10 @@ export async function runPaced(sender: RoomSocket, receivers: ReceiverWorker, o:
   const probing = receivers.next('probed', PROBE_TIMEOUT_MS);
   const writer = new EventWriter(sender, o.eventBytes);
   let probed = false;
-  void probing.then(() => (probed = true), () => undefined);
+  void probing.then(
+    () => (probed = true),
+    () => undefined,
+  );
   while (!probed) {
     writer.probe();
     await Promise.race([probing, sleep(100)]); // rejects (and ends the run) after PROBE_TIMEOUT_MS

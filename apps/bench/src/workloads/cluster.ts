@@ -17,7 +17,9 @@ export async function startCluster(prefix: string, targets: BenchTargets, buses:
     ...buses.map((bus) => startPods(2, bus, { busType: bus, prefix: `${prefix}_${bus === 'postgres' ? 'p' : 'n'}`, targets })),
   ]);
   const byBus = {} as Record<BusKind, [Pod, Pod]>;
-  buses.forEach((bus, i) => (byBus[bus] = pairs[i] as [Pod, Pod]));
+  buses.forEach((bus, i) => {
+    byBus[bus] = pairs[i] as [Pod, Pod];
+  });
   return { memory: memory as Pod, pairs: byBus };
 }
 

@@ -63,7 +63,13 @@ export async function pacedLatency(c: Cluster, buses: readonly BusKind[], o = PA
     const base = (v: number) => ({ name: '1 pod memory', value: v });
     rows.push(
       { ...common, metric: 'p50 ms', value: r.latency.p50, baseline: base(baseline.latency.p50) },
-      { ...common, metric: 'p99 ms', value: r.latency.p99, baseline: base(baseline.latency.p99), target: { text: '<=5 ms', pass: r.latency.p99 <= 5 } },
+      {
+        ...common,
+        metric: 'p99 ms',
+        value: r.latency.p99,
+        baseline: base(baseline.latency.p99),
+        target: { text: '<=5 ms', pass: r.latency.p99 <= 5 },
+      },
       { ...common, metric: 'max ms', value: r.latency.max, baseline: base(baseline.latency.max) },
     );
     if (r.closedReceivers > 0) rows[rows.length - 1]!.target = { text: `${r.closedReceivers} sockets closed`, pass: false };

@@ -94,7 +94,9 @@ export async function scaleRun(
     await waitFor(() => delivered === total, o.drainMs);
     const after = await Promise.all(pods.map((p) => readCounter(p, 'retrotro_bus_envelopes_received_total', { stream: 'room' })));
     const seconds = (nowUs() - t0) / 1e6;
-    receivers.forEach((r, i) => r.ws.off('message', handlers[i]!));
+    receivers.forEach((r, i) => {
+      r.ws.off('message', handlers[i]!);
+    });
 
     // Pod p hosts receivers of rooms r with (r+1)%n == p, whose senders sit elsewhere.
     const perPod = pods.map((_, p) => {
