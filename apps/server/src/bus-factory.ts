@@ -13,6 +13,7 @@ export function createBus(
   const history = config.historySize > 0 ? { size: config.historySize, ttlS: config.historyTtlS } : undefined;
   const common = {
     logger,
+    backpressure: { highWaterBytes: config.highWaterBytes, highWaterMessages: config.highWaterMessages },
     ...(history ? { history } : {}),
     ...(observeHistory ? { observeHistory } : {}),
     heartbeatMs: config.presenceHeartbeatMs,

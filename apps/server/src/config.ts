@@ -36,6 +36,9 @@ export interface Config {
   historySize: number;
   /** Seconds an event stays in history (HISTORY_TTL_S). */
   historyTtlS: number;
+  /** Unacknowledged publishes (bytes, messages) above which publishing sockets are paused (BUS_HIGH_WATER_BYTES / _MESSAGES). */
+  highWaterBytes: number;
+  highWaterMessages: number;
   maxParticipantsPerRoom: number;
   logLevel: string;
 }
@@ -95,7 +98,10 @@ export function loadConfig(env: Env = process.env): Config {
   const origins = optional(env, 'ALLOWED_ORIGINS');
   // Browsers send `scheme://host[:port]`, lowercase, without a path: forgive a trailing slash
   // or capitals here, or the listed origin would never match.
-  const allowedOrigins = origins?.split(',').map((o) => o.trim().replace(/\/+$/, '').toLowerCase()).filter(Boolean);
+  const allowedOrigins = origins
+    ?.split(',')
+    .map((o) => o.trim().replace(/\/+$/, '').toLowerCase())
+    .filter(Boolean);
   if (production && !allowedOrigins) {
     throw new ConfigError('ALLOWED_ORIGINS is required when NODE_ENV=production (comma-separated origins, e.g. https://retro.example.com)');
   }
@@ -126,6 +132,9 @@ export function loadConfig(env: Env = process.env): Config {
     maxRoomsPerPod: int(env, 'MAX_ROOMS_PER_POD', 10_000, 1),
     historySize: int(env, 'HISTORY_SIZE', 1_000, 0, 1_000_000),
     historyTtlS: int(env, 'HISTORY_TTL_S', 86_400, 1, 365 * 86_400),
+    highWaterBytes: int(env, 'BUS_HIGH_WATER_BYTES', 8 * 1024 * 1024, 1024),
+    // Below PostgreSQL's publish queue of 10,000 messages, so backpressure comes before refusal.
+    highWaterMessages: int(env, 'BUS_HIGH_WATER_MESSAGES', 4_000, 1, 9_000),
     maxParticipantsPerRoom: int(env, 'MAX_PARTICIPANTS_PER_ROOM', 1_000, 1),
     logLevel: str(env, 'LOG_LEVEL', 'info'),
   };

@@ -144,10 +144,7 @@ export class Handler {
     if (!this.hub.hasRoom(roomId) && this.hub.roomCount - freed >= this.options.maxRoomsPerPod) {
       return this.error(client, 'too_many_rooms', `this server hosts its maximum of ${this.options.maxRoomsPerPod} rooms`);
     }
-    if (
-      !this.bus.isUserInRoom(roomId, client.userId) &&
-      this.bus.getRoomClients(roomId).length >= this.options.maxParticipantsPerRoom
-    ) {
+    if (!this.bus.isUserInRoom(roomId, client.userId) && this.bus.getRoomClients(roomId).length >= this.options.maxParticipantsPerRoom) {
       return this.error(client, 'room_full', `room ${roomId} has its maximum of ${this.options.maxParticipantsPerRoom} participants`);
     }
     if (client.roomId !== undefined) this.hub.leave(client, { grace: false });

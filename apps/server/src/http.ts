@@ -2,10 +2,10 @@
  * HTTP routes (CONTRACT sections 3, 6 and 7): health, readiness, metrics, the dev token,
  * the demo page and the API for other backends. WebSocket upgrades are in ws-gateway.ts.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
-import type { MessageBus } from '@retrotro/bus-core';
+import type { HistoryPage, MessageBus } from '@retrotro/bus-core';
 import type { Logger } from 'pino';
 import type { Authenticator } from './auth.js';
 import type { Config } from './config.js';
@@ -26,6 +26,22 @@ const demoPage = (() => {
   } catch {
     return Buffer.from('<!doctype html><title>retrotro</title><p>demo page missing: run pnpm build</p>');
   }
+})();
+
+/**
+ * The page's SDK (@retrotro/client's ESM build, copied to dist/public/sdk by
+ * scripts/copy-public.mjs), read once at start: `/sdk/<name>.js` is looked up by name in
+ * this map, so no request path ever reaches the file system.
+ */
+const sdkFiles = (() => {
+  const files = new Map<string, Buffer>();
+  const dir = new URL('./public/sdk/', import.meta.url);
+  try {
+    for (const name of readdirSync(dir)) if (/^[a-z0-9-]+\.js$/.test(name)) files.set(name, readFileSync(new URL(name, dir)));
+  } catch {
+    // not built: /sdk/* answers 404
+  }
+  return files;
 })();
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -99,6 +115,12 @@ export function createRequestHandler(deps: HttpDeps) {
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'x-pod-id': bus.podId });
         return void res.end(demoPage);
       }
+      if (req.method === 'GET' && path.startsWith('/sdk/')) {
+        const file = sdkFiles.get(path.slice('/sdk/'.length));
+        if (!file) return notFound(res);
+        res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache', 'content-length': file.length });
+        return void res.end(file);
+      }
       // Browsers ask for it on every page load; no icon, and no 404 in their console.
       if (req.method === 'GET' && path === '/favicon.ico') return void res.writeHead(204).end();
       const api = /^\/api\/rooms\/([^/]+)\/(publish|participants|history)$/.exec(path);
@@ -169,7 +191,7 @@ export function createRequestHandler(deps: HttpDeps) {
     const limit = wholeNumber(query.get('limit') ?? '100');
     if (since === undefined) return json(res, 400, { error: 'since must be a whole number >= 0' });
     if (limit === undefined || limit < 1 || limit > 1000) return json(res, 400, { error: 'limit must be a whole number from 1 to 1000' });
-    let page;
+    let page: HistoryPage;
     try {
       page = await bus.readHistory(roomId, since, limit);
     } catch (e) {

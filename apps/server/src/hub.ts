@@ -147,7 +147,7 @@ export class Hub implements LocalHub {
     client.joinSeq++;
     const users = this.rooms.get(roomId);
     const conns = users?.get(client.userId);
-    if (!users || !conns || !conns.delete(client)) return;
+    if (!users || !conns?.delete(client)) return;
     if (conns.size === 0) users.delete(client.userId);
     if (users.size === 0) this.rooms.delete(roomId);
     // After closeAll the tracker is closed: the bus's stop() speaks for our users.

@@ -33,7 +33,9 @@ async function main(): Promise<void> {
   }
   const log = pino({ level: config.logLevel, base: { service: 'retrotro-server' } });
   if (!config.jwtSecret) {
-    log.warn('JWT_SECRET is not set: DEV MODE. Tokens are signed with a public dev secret and /dev/token hands them out. Never run this in production.');
+    log.warn(
+      'JWT_SECRET is not set: DEV MODE. Tokens are signed with a public dev secret and /dev/token hands them out. Never run this in production.',
+    );
   }
 
   const metrics = new Metrics();

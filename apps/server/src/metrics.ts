@@ -46,10 +46,25 @@ export class Metrics {
     this.sources = sources;
     const s = () => this.sources!;
     const gauge = (name: string, help: string, read: () => number) =>
-      new client.Gauge({ name, help, registers: [this.registry], collect() { this.set(read()); } });
+      new client.Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.set(read());
+        },
+      });
     // A counter whose value is read from a plain number at scrape time.
     const counter = (name: string, help: string, read: () => number) =>
-      new client.Counter({ name, help, registers: [this.registry], collect() { this.reset(); this.inc(read()); } });
+      new client.Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
 
     gauge('retrotro_sockets', 'WebSocket connections on this pod', () => s().hub.clientCount);
     gauge('retrotro_rooms_local', 'Rooms with sockets on this pod', () => s().hub.roomCount);
@@ -63,8 +78,14 @@ export class Metrics {
     counter('retrotro_frames_in_total', 'Frames received from clients', () => s().handler.counters.framesIn);
     counter('retrotro_frames_out_total', 'Frames sent to clients', () => s().hub.counters.framesOut);
     counter('retrotro_bad_frames_total', 'Client frames answered with bad_message', () => s().handler.counters.badFrames);
-    counter('retrotro_publishers_paused_total', 'Times a publishing socket was paused while the bus was overloaded', () => s().handler.counters.paused);
-    gauge('retrotro_bus_overloaded', '1 while the bus holds more unacknowledged publishes than its high-water mark', () => (s().bus.overloaded ? 1 : 0));
+    counter(
+      'retrotro_publishers_paused_total',
+      'Times a publishing socket was paused while the bus was overloaded',
+      () => s().handler.counters.paused,
+    );
+    gauge('retrotro_bus_overloaded', '1 while the bus holds more unacknowledged publishes than its high-water mark', () =>
+      s().bus.overloaded ? 1 : 0,
+    );
     counter('retrotro_rate_limited_total', 'Client frames dropped by the rate limit', () => s().handler.counters.rateLimited);
     counter('retrotro_slow_consumer_disconnects_total', 'Sockets closed for not reading fast enough', () => s().hub.counters.slowConsumers);
     counter('retrotro_bus_publish_failures_total', 'Envelopes that could not be published', () => s().bus.stats.publishFailures);
@@ -79,7 +100,11 @@ export class Metrics {
     counter('retrotro_history_replays_total', 'Joins answered with recovered: true', () => s().handler.rooms.counters.recovered);
     counter('retrotro_history_not_recovered_total', 'Joins with since answered with recovered: false', () => s().handler.rooms.counters.notRecovered);
     counter('retrotro_history_replayed_events_total', 'Events sent in replays', () => s().handler.rooms.counters.replayedEvents);
-    counter('retrotro_history_read_failures_total', 'Joins answered without a position because history could not be read', () => s().handler.rooms.counters.historyErrors);
+    counter(
+      'retrotro_history_read_failures_total',
+      'Joins answered without a position because history could not be read',
+      () => s().handler.rooms.counters.historyErrors,
+    );
 
     const perStream = (name: string, help: string, read: (stream: (typeof STREAMS)[number]) => number) =>
       new client.Counter({

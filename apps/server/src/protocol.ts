@@ -44,8 +44,7 @@ export function parseClientFrame(text: string): { ok: true; frame: ClientFrame }
   return { ok: true, frame: { type, payload } };
 }
 
-export const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** An integer in [min, max], or undefined. */
 export function intIn(v: unknown, min: number, max: number): number | undefined {

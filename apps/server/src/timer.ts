@@ -34,9 +34,7 @@ export interface TimerView {
   end_at: string | null;
 }
 
-export type TimerCommandResult =
-  | { ok: true; sent: Promise<PublishResult> }
-  | { ok: false; code: 'bad_message' | 'no_active_timer'; message: string };
+export type TimerCommandResult = { ok: true; sent: Promise<PublishResult> } | { ok: false; code: 'bad_message' | 'no_active_timer'; message: string };
 
 /** The replicated value (JSON). `event` is the client frame announcing this change. */
 export type TimerState = { phase: string; durationSeconds: number; event: Frame } & (
@@ -82,9 +80,7 @@ function parseState(v: unknown): TimerState | undefined {
   if (!isObject(v) || typeof v.phase !== 'string' || typeof v.durationSeconds !== 'number') return undefined;
   if (!isObject(v.event) || typeof v.event.type !== 'string') return undefined;
   const ok =
-    (v.status === 'running' && Number.isFinite(v.endAt)) ||
-    (v.status === 'paused' && Number.isFinite(v.remainingMs)) ||
-    v.status === 'stopped';
+    (v.status === 'running' && Number.isFinite(v.endAt)) || (v.status === 'paused' && Number.isFinite(v.remainingMs)) || v.status === 'stopped';
   return ok ? (v as unknown as TimerState) : undefined;
 }
 

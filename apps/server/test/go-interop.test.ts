@@ -150,9 +150,17 @@ describe('TypeScript pods and a Go pod over NATS (BUS_PREFIX=retrotro)', () => {
 
     // Go -> TS: the Go pod broadcasts (Go's encoding/json writes <, >, & as \u003c...); alice
     // and bob get every frame once, in order, JSON-equal to the frame sent.
-    const goFrame = (i: number) => ({ type: 'event', payload: { event: 'card', data: { i, text: text(i) }, from: { userId: gopher, userName: 'gopher' } } });
+    const goFrame = (i: number) => ({
+      type: 'event',
+      payload: { event: 'card', data: { i, text: text(i) }, from: { userId: gopher, userName: 'gopher' } },
+    });
     for (let i = 0; i < n; i++) await go.broadcast(r, goFrame(i));
-    expect(go.deliveries(r).filter((d) => d.hub === 'BroadcastRaw').some((d) => d.raw.includes('\\u003cb\\u003e'))).toBe(true);
+    expect(
+      go
+        .deliveries(r)
+        .filter((d) => d.hub === 'BroadcastRaw')
+        .some((d) => d.raw.includes('\\u003cb\\u003e')),
+    ).toBe(true);
     const fromGo = (c: Client) => c.of('event').filter((f) => f.payload.from?.userId === gopher);
     for (const c of [alice.client, bob.client]) await waitUntil(`${n} Go events`, () => fromGo(c).length >= n, 30_000);
     await sleep(SETTLE_MS);

@@ -5,7 +5,7 @@
  */
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { auth, Client, names, startPod, uniqueBusPrefix, waitUntil, type Pod, ClientPool } from './support/pods.js';
 
 const pods: Pod[] = [];

@@ -71,12 +71,14 @@ describe('server API on two pods over postgres (API_KEY set)', () => {
     for (const c of [alice, aliceTab2, bob]) {
       const events = serverEvents(c).map((f) => f.payload);
       expect(events).toHaveLength(2);
+      // History is on (the default): each event carries its offset.
       expect(events).toContainEqual({
         event: 'announcement',
         data: { text: 'retro in 5 <min> & go' },
         from: { userId: 'server', userName: 'server' },
+        offset: expect.any(Number),
       });
-      expect(events).toContainEqual({ event: 'second', data: null, from: { userId: 'server', userName: 'server' } });
+      expect(events).toContainEqual({ event: 'second', data: null, from: { userId: 'server', userName: 'server' }, offset: expect.any(Number) });
     }
     expect(elsewhere.of('event')).toHaveLength(0);
   });
@@ -209,15 +211,16 @@ describe('HTTP routes on two pods in dev mode (no JWT_SECRET, no API_KEY)', () =
     expect((await fetch(a.url('/no/such/route'))).status).toBe(404);
   });
 
-  it('serves the demo page at / as text/html with a WebSocket client', async () => {
+  it('serves the demo page at / as text/html, with the client SDK it imports', async () => {
     const res = await fetch(a.url('/'));
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/html/);
     const html = await res.text();
     expect(html).toMatch(/<!doctype html>/i);
-    expect(html).toContain('new WebSocket(');
-    expect(html).toContain('/ws?token=');
-    expect(html).toContain('join_room');
+    expect(html).toContain("import { RetrotroClient } from '/sdk/index.js'");
+    const sdk = await fetch(a.url('/sdk/index.js'));
+    expect(sdk.status).toBe(200);
+    expect(sdk.headers.get('content-type')).toMatch(/^text\/javascript/);
   });
 
   it('serves /healthz, /readyz and Prometheus /metrics', async () => {

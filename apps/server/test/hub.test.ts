@@ -17,8 +17,7 @@ class FakeSocket implements ClientSocket {
   }
 }
 
-const client = (userId: string) =>
-  new Client(new FakeSocket(), { userId, userName: userId.toUpperCase(), rooms: undefined, expiresAt: undefined });
+const client = (userId: string) => new Client(new FakeSocket(), { userId, userName: userId.toUpperCase(), rooms: undefined, expiresAt: undefined });
 const socket = (c: Client) => c.socket as FakeSocket;
 
 describe('Hub', () => {
@@ -89,7 +88,10 @@ describe('Hub', () => {
     vi.advanceTimersByTime(999);
     expect(gone).toHaveLength(1);
     vi.advanceTimersByTime(1);
-    expect(gone).toEqual([['r', 'a'], ['r', 'b']]);
+    expect(gone).toEqual([
+      ['r', 'a'],
+      ['r', 'b'],
+    ]);
     expect(hub.hasRoom('r')).toBe(false);
   });
 

@@ -84,9 +84,7 @@ describe('TimerService on one pod', () => {
     const { hub, timers, bus } = await pod('pod-a');
     const r = timers.command(ROOM, 'timer_start', { durationSeconds: 90, phase: 'vote' });
     // Synchronous: the local sockets have it before command() returns.
-    expect(hub.frames(ROOM)).toEqual([
-      { type: 'timer_started', payload: { phase: 'vote', duration_seconds: 90, end_at: isoAt(90_000) } },
-    ]);
+    expect(hub.frames(ROOM)).toEqual([{ type: 'timer_started', payload: { phase: 'vote', duration_seconds: 90, end_at: isoAt(90_000) } }]);
     await expect(sent(r)).resolves.toEqual({ ok: true });
     expect(bus.getRoomState(ROOM, TIMER_STATE_KEY)).toMatchObject({ status: 'running', phase: 'vote', endAt: T0 + 90_000 });
     expect(timers.view(ROOM)).toEqual({ phase: 'vote', running: true, remaining_seconds: 90, end_at: isoAt(90_000) });
@@ -128,7 +126,7 @@ describe('TimerService on one pod', () => {
     expect(timers.activeCount).toBe(0);
   });
 
-  it('arms unref\'d timeouts only (no intervals), so a timer never keeps the process alive', async () => {
+  it("arms unref'd timeouts only (no intervals), so a timer never keeps the process alive", async () => {
     const { timers } = await pod('pod-a');
     const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
     const setIntervalSpy = vi.spyOn(globalThis, 'setInterval');
@@ -153,7 +151,7 @@ describe('TimerService on one pod', () => {
     expect(hub.frames(ROOM, 'timer_ended')).toHaveLength(1);
   });
 
-  it('never ticks or ends before the instant on the pod\'s own clock (a timeout that fires early waits again)', async () => {
+  it("never ticks or ends before the instant on the pod's own clock (a timeout that fires early waits again)", async () => {
     let skew = 0;
     const { hub, bus, timers: usual } = await pod('pod-a');
     usual.close();

@@ -290,7 +290,10 @@ export class RelayBus implements MessageBus {
       ([outcome]) => {
         this.observeHistory?.('write', (performance.now() - started) / 1000, true);
         if (outcome!.duplicate) this.stats.historyDuplicates++;
-        else this.stats.historyWrites++;
+        else {
+          this.stats.historyWrites++;
+          this.stats.published.room++; // the store published its room envelope
+        }
         return { ok: true, offset: outcome!.offset, duplicate: outcome!.duplicate };
       },
       (e: unknown) => {

@@ -36,7 +36,15 @@ import {
   type StreamInfo,
 } from '@nats-io/jetstream';
 import { createInbox, headers, nanos, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { BusError, type HistoryLimits, type HistoryPage, type HistoryPosition, type Logger, type StoredEvent, type StreamKind } from '@retrotro/bus-core';
+import {
+  BusError,
+  type HistoryLimits,
+  type HistoryPage,
+  type HistoryPosition,
+  type Logger,
+  type StoredEvent,
+  type StreamKind,
+} from '@retrotro/bus-core';
 import { RateLimitedLog, historyEnvelope, maskUrl, type AppendItem, type AppendOutcome, type HistoryStore } from '@retrotro/bus-core/internal';
 import { historyStreamName, historySubject, historySubjects } from './subjects.js';
 
@@ -243,7 +251,7 @@ export class JetStreamHistory implements HistoryStore {
 
   open(limits: HistoryLimits): Promise<void> {
     if (this.stopped) return Promise.reject(new BusError('stopped', `NATS history (${this.host.target}) was closed`));
-    if (this.opening) return this.opening;
+    if (this.opening !== undefined) return this.opening;
     const opening = this.doOpen(limits);
     this.opening = opening;
     opening.catch(() => {
@@ -276,10 +284,7 @@ export class JetStreamHistory implements HistoryStore {
         break;
       }
     }
-    const timer = setTimeout(
-      () => this.failAcks(ids, new AckTimeoutError(`no PubAck within ${this.ackTimeoutMs} ms`)),
-      this.ackTimeoutMs,
-    );
+    const timer = setTimeout(() => this.failAcks(ids, new AckTimeoutError(`no PubAck within ${this.ackTimeoutMs} ms`)), this.ackTimeoutMs);
     const settled = await Promise.allSettled(pending);
     clearTimeout(timer);
     const outcomes: AppendOutcome[] = [];
@@ -443,7 +448,9 @@ export class JetStreamHistory implements HistoryStore {
     try {
       await this.startFeed(info.state.last_seq + 1);
     } catch (e) {
-      throw new BusError('broker_unreachable', `cannot start the history live feed on stream ${this.streamName} (${server}): ${why(e)}`, { cause: e });
+      throw new BusError('broker_unreachable', `cannot start the history live feed on stream ${this.streamName} (${server}): ${why(e)}`, {
+        cause: e,
+      });
     }
     this.host.log.debug(
       { stream: this.streamName, epoch: this.currentEpoch, size: limits.size, ttlS: limits.ttlS, duplicateWindowS: this.duplicateWindowS(limits) },
@@ -689,12 +696,6 @@ export class JetStreamHistory implements HistoryStore {
     }
   }
 
-  /** The room subject's newest sequence, 0 when it has none. */
-  private async newestOf(jsm: JetStreamManager, subject: string): Promise<number> {
-    const m = await jsm.streams.getMessage(this.streamName, { last_by_subj: subject });
-    return m && !isGenesis(m.header) ? m.seq : 0;
-  }
-
   /** Stream info; a missing stream is made again (new epoch). Notices a replaced stream. */
   private async info(jsm: JetStreamManager): Promise<StreamInfo> {
     let info: StreamInfo;
@@ -842,7 +843,7 @@ export class JetStreamHistory implements HistoryStore {
    * be, take its epoch and restart the live feed at its end. One at a time.
    */
   private resync(reason: string): Promise<void> {
-    if (this.resyncing) return this.resyncing;
+    if (this.resyncing !== undefined) return this.resyncing;
     const run = (async () => {
       const jsm = this.jsm;
       const limits = this.limits;

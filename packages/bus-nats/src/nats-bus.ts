@@ -9,8 +9,7 @@ import { NatsTransport, type NatsTransportOptions } from './nats-transport.js';
  * `history: { size, ttlS }` (size > 0) the room history lives in JetStream; `jetstream`
  * tunes that store.
  */
-export type NatsBusOptions = Omit<RelayBusOptions, 'transport'> &
-  Omit<NatsTransportOptions, 'history'> & { jetstream?: JetStreamHistoryOptions };
+export type NatsBusOptions = Omit<RelayBusOptions, 'transport'> & Omit<NatsTransportOptions, 'history'> & { jetstream?: JetStreamHistoryOptions };
 
 export class NatsBus extends RelayBus {
   declare readonly transport: NatsTransport;

@@ -70,9 +70,7 @@ interface Connection {
 }
 
 export function parseServers(servers: string | string[] | undefined): string[] {
-  const list = (Array.isArray(servers) ? servers : (servers ?? DEFAULT_SERVERS).split(','))
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
+  const list = (Array.isArray(servers) ? servers : (servers ?? DEFAULT_SERVERS).split(',')).map((s) => s.trim()).filter((s) => s.length > 0);
   if (list.length === 0) throw new Error('no NATS server given: set servers (e.g. "nats://127.0.0.1:4222")');
   return list;
 }
@@ -266,7 +264,7 @@ export class NatsTransport implements Transport {
           return;
         }
         // A Go pod's copy of a history event: we have it (with its offset) from the live feed.
-        if (msg.headers !== undefined && msg.headers.has(HISTORY_COPY_HEADER)) return;
+        if (msg.headers?.has(HISTORY_COPY_HEADER)) return;
         this.life.deliver(stream, msg.string());
       },
     });
@@ -352,6 +350,7 @@ export class NatsTransport implements Transport {
   }
 
   /** nats.js closed the connection by itself (not through close()): final. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: the type of nats.js closed(): Promise<void | Error>
   private onClosed(nc: NatsConnection, err: void | Error): void {
     if (this.nc !== nc || this.life.closed) return;
     const error = err ?? new Error('NATS connection closed');

@@ -24,7 +24,12 @@ afterAll(async () => {
 describeTransportConformance('nats', {
   createTransport: async (prefix) => {
     const proxy = await TcpProxy.start(sharedPort);
-    const transport = new NatsTransport({ servers: `nats://127.0.0.1:${proxy.port}`, prefix, reconnectTimeWaitMs: 100, name: `conformance-${prefix}` });
+    const transport = new NatsTransport({
+      servers: `nats://127.0.0.1:${proxy.port}`,
+      prefix,
+      reconnectTimeWaitMs: 100,
+      name: `conformance-${prefix}`,
+    });
     proxies.set(transport, proxy);
     return transport;
   },

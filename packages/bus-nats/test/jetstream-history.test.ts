@@ -84,7 +84,10 @@ function item(roomId: string, data: unknown, extra: Partial<Pick<AppendItem, 'id
     ...(id !== undefined && { id }),
     ...(except !== undefined && { except }),
     frames: (offset) => [
-      { stream: 'room', payload: `{"podId":${JSON.stringify(podId)},"roomId":${JSON.stringify(roomId)},"message":${eventFrameJson(payload, offset)}}` },
+      {
+        stream: 'room',
+        payload: `{"podId":${JSON.stringify(podId)},"roomId":${JSON.stringify(roomId)},"message":${eventFrameJson(payload, offset)}}`,
+      },
     ],
   };
 }

@@ -127,9 +127,7 @@ describe('broker unreachable at start', () => {
   it('names every server of a comma-separated list', async () => {
     const [p1, p2] = [await freePort(), await freePort()];
     const t = new NatsTransport({ servers: `nats://127.0.0.1:${p1},nats://127.0.0.1:${p2}`, connectTimeoutMs: 3_000 });
-    await expect(t.open({ receive() {}, stateChanged() {} })).rejects.toThrow(
-      new RegExp(`127\\.0\\.0\\.1:${p1}.*127\\.0\\.0\\.1:${p2}`),
-    );
+    await expect(t.open({ receive() {}, stateChanged() {} })).rejects.toThrow(new RegExp(`127\\.0\\.0\\.1:${p1}.*127\\.0\\.0\\.1:${p2}`));
   });
 
   it('connects through a list in which only some servers are up', async () => {
@@ -149,7 +147,7 @@ describe('lifecycle', () => {
     const nc = await connect({ servers: SHARED_NATS_URL });
     nc.publish(`${prefix}.room`, 'theirs');
     await nc.flush();
-    await waitFor('the other connection\'s message', () => received.length === 1);
+    await waitFor("the other connection's message", () => received.length === 1);
     await sleep(300); // an echo of ours, if any, would be here by now
     await nc.close();
     await t.close();

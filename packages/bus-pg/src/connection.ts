@@ -3,10 +3,25 @@
  * a liveness probe with a timeout, forced teardown of a half-dead socket, and a single
  * "lost" report however the connection dies (error event, end event, failed probe).
  */
-import { Client, DatabaseError } from 'pg';
+import { Client, DatabaseError, type ClientConfig } from 'pg';
+import { parse } from 'pg-connection-string';
+
+/** pg client settings given by the application (TLS, a password function, ...), beside the URL. */
+export type PgClientConfig = Omit<ClientConfig, 'connectionString' | 'application_name'>;
+
+/**
+ * The URL's settings with the application's client config over them. pg itself lets the
+ * URL win, even for what it leaves out (an absent user reads as ''), so parse it here.
+ */
+export function clientSettings(connectionString: string, clientConfig: PgClientConfig | undefined): ClientConfig {
+  if (!clientConfig) return { connectionString };
+  const fromUrl = Object.fromEntries(Object.entries(parse(connectionString)).filter(([, v]) => v !== '' && v !== null && v !== undefined));
+  return { ...(fromUrl as ClientConfig), ...clientConfig };
+}
 
 export interface ConnectionSettings {
   connectionString: string;
+  clientConfig?: PgClientConfig | undefined;
   /** Shown in pg_stat_activity, so operators (and tests) can find our backends. */
   applicationName: string;
 }
@@ -30,7 +45,7 @@ export class PgConnection {
     private readonly onLost: (error: Error) => void,
   ) {
     this.client = new Client({
-      connectionString: settings.connectionString,
+      ...clientSettings(settings.connectionString, settings.clientConfig),
       application_name: settings.applicationName.slice(0, 63),
       keepAlive: true,
     });

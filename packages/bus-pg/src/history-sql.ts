@@ -57,7 +57,7 @@ export function historyNames(prefix: string): HistoryNames {
 }
 
 /** A random id naming a history, made by the server when a room row is created. */
-const NEW_EPOCH = "substr(md5(random()::text || clock_timestamp()::text), 1, 16)";
+const NEW_EPOCH = 'substr(md5(random()::text || clock_timestamp()::text), 1, 16)';
 
 /** Separator of the text-joined lists (as in NotifyPublisher): JSON text never holds it raw. */
 export const LIST_SEPARATOR = '\u001e';

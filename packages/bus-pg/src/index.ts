@@ -1,4 +1,5 @@
 export { PgBus, type PgBusOptions } from './pg-bus.js';
+export type { PgClientConfig } from './connection.js';
 export { PgTransport, NOTIFY_MAX_PAYLOAD_BYTES, type PgTransportOptions, type PgTransportStats } from './pg-transport.js';
 export { Channels } from './channels.js';
 export { PgHistory, type PgHistoryStats } from './pg-history.js';

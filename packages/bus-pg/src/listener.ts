@@ -5,11 +5,7 @@ import type { Channels } from './channels.js';
 import type { PgConnection } from './connection.js';
 
 /** Subscribes `connection` to every channel and hands each notification to `deliver` by stream. */
-export async function listen(
-  connection: PgConnection,
-  channels: Channels,
-  deliver: (stream: StreamKind, payload: string) => void,
-): Promise<void> {
+export async function listen(connection: PgConnection, channels: Channels, deliver: (stream: StreamKind, payload: string) => void): Promise<void> {
   connection.client.on('notification', (n) => {
     const stream = channels.streamOf(n.channel);
     if (stream !== undefined) deliver(stream, n.payload ?? '');

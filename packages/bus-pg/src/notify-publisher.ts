@@ -188,10 +188,7 @@ export class NotifyPublisher {
   refusal(count: number, bytes: number): Error | undefined {
     if (!this.connection) return new BusUnavailableError(this.what);
     const { maxQueuedMessages, maxQueuedBytes } = this.limits;
-    if (
-      this.queuedMessages + count > Math.max(maxQueuedMessages, count) ||
-      (this.queuedMessages > 0 && this.queuedBytes + bytes > maxQueuedBytes)
-    ) {
+    if (this.queuedMessages + count > Math.max(maxQueuedMessages, count) || (this.queuedMessages > 0 && this.queuedBytes + bytes > maxQueuedBytes)) {
       this.stats.queueFull++;
       return new BusError(
         'publish_failed',

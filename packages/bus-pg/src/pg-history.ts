@@ -9,9 +9,9 @@
  * - lifecycle: the job queue is the publisher's, so it shares its bounds (maxQueuedMessages,
  *   maxQueuedBytes), its fail-fast while disconnected and its teardown on loss and close,
  *   with nothing to duplicate;
- * - cost: one connection fewer per pod, and a connection that holds a room lock is never
- *   waiting behind our own other connection (all of a pod's NOTIFYing commits serialise on
- *   PostgreSQL's notification queue lock anyway, so a second connection would buy little).
+ * - cost: one connection fewer per pod. A second publishing connection (rooms split between
+ *   the two) measured no clear gain: NOTIFYing commits serialise on PostgreSQL's notification
+ *   queue lock, and a pod's batches of one room would wait on each other's row lock anyway.
  * Appends queued together share one transaction: BEGIN; one call of `<prefix>_history_append`
  * with the whole batch as single text parameters (offsets, dedupe, insert, trim); one NOTIFY
  * statement carrying every frame of the batch in order; COMMIT. Four statements (named where
@@ -28,18 +28,11 @@
  * can recover from it once the room has events.
  */
 import { createHash } from 'node:crypto';
-import {
-  BusError,
-  type HistoryLimits,
-  type HistoryPage,
-  type HistoryPosition,
-  type Logger,
-  type StoredEvent,
-} from '@retrotro/bus-core';
+import { BusError, type HistoryLimits, type HistoryPage, type HistoryPosition, type Logger, type StoredEvent } from '@retrotro/bus-core';
 import { RateLimitedLog, type AppendItem, type AppendOutcome, type HistoryStore } from '@retrotro/bus-core/internal';
 import { Client, DatabaseError, type QueryConfig, type QueryResult, type QueryResultRow } from 'pg';
 import type { Channels } from './channels.js';
-import { isConnectionError, withTimeout, type PgConnection } from './connection.js';
+import { clientSettings, isConnectionError, withTimeout, type PgClientConfig, type PgConnection } from './connection.js';
 import { historyNames, historySql, LIST_SEPARATOR, type HistorySql } from './history-sql.js';
 import type { NotifyPublisher, PublisherJob } from './notify-publisher.js';
 
@@ -48,6 +41,7 @@ export interface PgHistoryHost {
   readonly channels: Channels;
   /** Connection string, and how logs show it (password masked). */
   readonly connectionString: string;
+  readonly clientConfig?: PgClientConfig | undefined;
   readonly target: string;
   /** `postgres transport (<target>)`. */
   readonly what: string;
@@ -141,7 +135,7 @@ export class PgHistory implements HistoryStore {
     }
     const tables = `${this.tables.rooms}, ${this.tables.events}`;
     const client = new Client({
-      connectionString: this.host.connectionString,
+      ...clientSettings(this.host.connectionString, this.host.clientConfig),
       application_name: `retrotro-bus/setup/${this.host.instanceId}/${this.host.channels.prefix}`.slice(0, 63),
       connectionTimeoutMillis: this.host.connectTimeoutMs,
     });
@@ -153,7 +147,11 @@ export class PgHistory implements HistoryStore {
       throw new BusError('broker_unreachable', `cannot reach ${this.host.target} to create history tables ${tables}: ${reason(e)}`, { cause: e });
     }
     try {
-      await withTimeout(client.query(this.ddlScript()), this.host.statementTimeoutMs, () => new Error(`no answer within ${this.host.statementTimeoutMs} ms`));
+      await withTimeout(
+        client.query(this.ddlScript()),
+        this.host.statementTimeoutMs,
+        () => new Error(`no answer within ${this.host.statementTimeoutMs} ms`),
+      );
     } catch (e) {
       throw new BusError('broker_unreachable', `cannot create history tables ${tables} in ${this.host.target}: ${reason(e)}`, { cause: e });
     } finally {
@@ -248,12 +246,10 @@ export class PgHistory implements HistoryStore {
     // Whether the error came from the server or the socket (else from our own code: frames, checks).
     let fromQuery = false;
     const q = <R extends QueryResultRow>(query: string | QueryConfig): Promise<QueryResult<R>> =>
-      withTimeout(connection.client.query<R>(query), ms, () => new Error(`history statement got no answer within ${ms} ms`)).catch(
-        (e: unknown) => {
-          fromQuery = true;
-          throw e;
-        },
-      );
+      withTimeout(connection.client.query<R>(query), ms, () => new Error(`history statement got no answer within ${ms} ms`)).catch((e: unknown) => {
+        fromQuery = true;
+        throw e;
+      });
     type Stage = 'begin' | 'append' | 'frames' | 'notify' | 'commit';
     // Widened: the BEGIN callback moves it on.
     let stage = 'begin' as Stage;
@@ -312,7 +308,7 @@ export class PgHistory implements HistoryStore {
         });
       }
       const committed = q('COMMIT');
-      if (notified) await Promise.all([notified, committed]);
+      if (notified !== undefined) await Promise.all([notified, committed]);
       stage = 'commit';
       const commit = await committed;
       // COMMIT of a transaction the server had already aborted answers ROLLBACK.
@@ -325,9 +321,10 @@ export class PgHistory implements HistoryStore {
       const cause = e instanceof Error ? e : new Error(String(e));
       this.stats.failedTransactions++;
       if (fromQuery && isConnectionError(e)) {
-        // Lost (or stalled) mid-way: the server rolls back, unless COMMIT had reached it.
+        // Lost (or stalled) mid-way: the server rolls back, unless COMMIT had reached it
+        // (it is queued right behind the NOTIFY, so from then on the outcome is unknown).
         connection.fail(cause);
-        const what = stage === 'commit' ? 'its outcome is unknown (retry with the same id)' : 'nothing was stored';
+        const what = stage === 'notify' || stage === 'commit' ? 'its outcome is unknown (retry with the same id)' : 'nothing was stored';
         job.reject(new BusError('publish_failed', `history append failed at ${stage}: ${cause.message}; ${what}`, { cause }));
         return;
       }
@@ -345,11 +342,18 @@ export class PgHistory implements HistoryStore {
         const remade = await q(this.ddlScript()).then(
           () => true,
           // Leave no failed transaction block behind on the publishing connection.
-          () => q('ROLLBACK').then(() => false, () => false),
+          () =>
+            q('ROLLBACK').then(
+              () => false,
+              () => false,
+            ),
         );
         if (remade) return this.runJob(job, connection, publisher, true);
       }
-      const error = cause instanceof BusError ? cause : new BusError('publish_failed', `history append failed at ${stage}: ${cause.message}; nothing was stored`, { cause });
+      const error =
+        cause instanceof BusError
+          ? cause
+          : new BusError('publish_failed', `history append failed at ${stage}: ${cause.message}; nothing was stored`, { cause });
       job.reject(error);
     }
   }
@@ -384,7 +388,11 @@ export class PgHistory implements HistoryStore {
         this.host.log.warn({ err: e, tables: this.tables }, 'history tables missing; creating them again (their history is lost)');
         const remade = await run(this.ddlScript()).then(
           () => true,
-          () => run('ROLLBACK').then(() => false, () => false),
+          () =>
+            run('ROLLBACK').then(
+              () => false,
+              () => false,
+            ),
         );
         if (remade) return this.onReader<R>(query, true);
       }
@@ -511,7 +519,15 @@ export class AppendJob implements PublisherJob {
     const numbers = [counts.join(','), index, ranks.join(',')];
     // No ids at all: an empty list (unnest pads it with NULLs).
     if (this.json) {
-      return [JSON.stringify(roomList), ...numbers, JSON.stringify(users), this.ids ? JSON.stringify(ids) : '[]', JSON.stringify(payloads), true, size];
+      return [
+        JSON.stringify(roomList),
+        ...numbers,
+        JSON.stringify(users),
+        this.ids ? JSON.stringify(ids) : '[]',
+        JSON.stringify(payloads),
+        true,
+        size,
+      ];
     }
     const j = (list: string[]) => list.join(LIST_SEPARATOR);
     return [j(roomList), ...numbers, j(users), this.ids ? j(ids) : '', j(payloads), false, size];
@@ -542,7 +558,8 @@ function needsJson(s: string): boolean {
 function badItem(item: AppendItem): string | undefined {
   if (typeof item.roomId !== 'string' || item.roomId.length === 0) return 'history append: roomId must be a non-empty string';
   if (typeof item.userId !== 'string') return 'history append: userId must be a string';
-  if (item.id !== undefined && (typeof item.id !== 'string' || item.id.length === 0)) return 'history append: id must be a non-empty string when given';
+  if (item.id !== undefined && (typeof item.id !== 'string' || item.id.length === 0))
+    return 'history append: id must be a non-empty string when given';
   if (typeof item.payload !== 'string' || !item.payload.startsWith('{')) return 'history append: payload must be JSON object text';
   for (const s of [item.roomId, item.userId, item.id ?? '', item.payload]) {
     if (s.includes('\0')) return 'history append: text contains a NUL character, which PostgreSQL text cannot hold';

@@ -21,6 +21,7 @@ import {
 } from '@retrotro/bus-core';
 import { Backoff, RateLimitedLog, TransportLifecycle, type BackoffOptions } from '@retrotro/bus-core/internal';
 import { Channels } from './channels.js';
+import type { PgClientConfig } from './connection.js';
 import { NotifyPublisher, type PublisherStats } from './notify-publisher.js';
 import { PgHistory } from './pg-history.js';
 import { Session } from './session.js';
@@ -29,6 +30,12 @@ import { checkConnectionString, describeTarget } from './target.js';
 export interface PgTransportOptions {
   /** e.g. `postgres://user:password@host:5432/db`. */
   connectionString: string;
+  /**
+   * pg client settings for every connection the transport opens (TLS `ssl`, a `password`
+   * function, `statement_timeout`, ...), merged with the connection string (these win).
+   * Default none. A pg.Pool cannot be used: LISTEN needs a connection of its own.
+   */
+  clientConfig?: PgClientConfig;
   /** Channels are `<prefix>_room`, `_presence`, `_control`, `_chunk`. Default `retrotro`; see `validateBusPrefix` (bus-core). */
   prefix?: string;
   logger?: Logger;
@@ -80,6 +87,7 @@ export class PgTransport implements Transport {
   readonly history: PgHistory | undefined;
 
   private readonly connectionString: string;
+  private readonly clientConfig: PgClientConfig | undefined;
   private readonly log: Logger;
   private readonly retryLog: RateLimitedLog;
   private readonly probeIntervalMs: number;
@@ -100,6 +108,7 @@ export class PgTransport implements Transport {
     this.channels = new Channels(options.prefix ?? 'retrotro');
     checkConnectionString(options.connectionString);
     this.connectionString = options.connectionString;
+    this.clientConfig = options.clientConfig;
     this.target = describeTarget(options.connectionString);
     this.log = options.logger ?? silentLogger;
     this.retryLog = new RateLimitedLog((o, m) => this.log.warn(o, m), 3, 60_000);
@@ -138,6 +147,7 @@ export class PgTransport implements Transport {
       this.history = new PgHistory({
         channels: this.channels,
         connectionString: this.connectionString,
+        clientConfig: this.clientConfig,
         target: this.target,
         what: this.what,
         instanceId: this.instanceId,
@@ -196,6 +206,7 @@ export class PgTransport implements Transport {
   private async connect(signal: AbortSignal): Promise<Session> {
     const session = new Session({
       connectionString: this.connectionString,
+      clientConfig: this.clientConfig,
       instanceId: this.instanceId,
       channels: this.channels,
       history: this.history !== undefined,

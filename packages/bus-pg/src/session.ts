@@ -6,11 +6,12 @@
  */
 import type { StreamKind } from '@retrotro/bus-core';
 import type { Channels } from './channels.js';
-import { PgConnection } from './connection.js';
+import { PgConnection, type PgClientConfig } from './connection.js';
 import { listen } from './listener.js';
 
 export interface SessionSettings {
   connectionString: string;
+  clientConfig?: PgClientConfig | undefined;
   /** Identifies this transport's backends in pg_stat_activity. */
   instanceId: string;
   channels: Channels;
@@ -30,11 +31,10 @@ export class Session {
   constructor(private readonly settings: SessionSettings) {
     const name = (role: string) => `retrotro-bus/${role}/${settings.instanceId}/${settings.channels.prefix}`;
     const report = (e: Error) => this.fail(e);
-    this.listener = new PgConnection({ connectionString: settings.connectionString, applicationName: name('listen') }, report);
-    this.publisher = new PgConnection({ connectionString: settings.connectionString, applicationName: name('notify') }, report);
-    this.reader = settings.history
-      ? new PgConnection({ connectionString: settings.connectionString, applicationName: name('history') }, report)
-      : undefined;
+    const { connectionString, clientConfig } = settings;
+    this.listener = new PgConnection({ connectionString, clientConfig, applicationName: name('listen') }, report);
+    this.publisher = new PgConnection({ connectionString, clientConfig, applicationName: name('notify') }, report);
+    this.reader = settings.history ? new PgConnection({ connectionString, clientConfig, applicationName: name('history') }, report) : undefined;
   }
 
   /**

@@ -35,15 +35,14 @@ function isUrl(s: string): boolean {
 }
 
 /**
- * Refuses what pg would misread: a string that is neither a `postgres://` URL nor libpq
- * `key=value` pairs is taken by pg as a database name on the default host, and the error
- * would then name a host and database nobody asked for.
+ * Refuses what pg would misread: a string that is not a `postgres://` URL (libpq key=value
+ * pairs included, which pg does not parse) is taken by pg as a database name on the
+ * default host, and the error would then name a host and database nobody asked for.
  */
 export function checkConnectionString(connectionString: string): void {
-  const s = connectionString.trim();
-  if (isUrl(s) || /^\s*\w+\s*=/.test(s)) return;
+  if (isUrl(connectionString.trim())) return;
   throw new Error(
-    'the PostgreSQL connection string must be a postgres:// (or postgresql://) URL, e.g. postgres://user@host:5432/db, ' +
-      'or libpq key=value pairs such as "host=db port=5432 dbname=app"',
+    'the PostgreSQL connection string must be a postgres:// (or postgresql://) URL, e.g. postgres://user@host:5432/db; ' +
+      'put other client settings (ssl, a password function) in clientConfig',
   );
 }

@@ -20,10 +20,9 @@ export async function terminate(admin: Client, pid: number | undefined): Promise
 
 /** Backends of one transport instance still known to the server. */
 export async function backendsOf(admin: Client, instanceId: string): Promise<string[]> {
-  const { rows } = await admin.query<{ application_name: string }>(
-    `SELECT application_name FROM pg_stat_activity WHERE application_name LIKE $1`,
-    [`retrotro-bus/%/${instanceId}/%`],
-  );
+  const { rows } = await admin.query<{ application_name: string }>(`SELECT application_name FROM pg_stat_activity WHERE application_name LIKE $1`, [
+    `retrotro-bus/%/${instanceId}/%`,
+  ]);
   return rows.map((r) => r.application_name);
 }
 

@@ -1,5 +1,13 @@
 import { BusError, BusUnavailableError, type HistoryLimits } from '@retrotro/bus-core';
-import { ChunkAssembler, decodeRoom, historyEnvelope, parseChunk, splitIntoChunks, type AppendItem, type AppendOutcome } from '@retrotro/bus-core/internal';
+import {
+  ChunkAssembler,
+  decodeRoom,
+  historyEnvelope,
+  parseChunk,
+  splitIntoChunks,
+  type AppendItem,
+  type AppendOutcome,
+} from '@retrotro/bus-core/internal';
 import { sleep, uniquePrefix, waitFor, type TcpProxy } from '@retrotro/bus-core/testing';
 import { escapeIdentifier, type Client } from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -81,7 +89,10 @@ function item(roomId: string, data: unknown, options: { userId?: string; id?: st
 }
 
 /** Room envelopes a sink received (chunks put back together), decoded. */
-function envelopes(sink: RecordingSink, roomId?: string): Array<{ roomId: string; offset: number; message: { type: string; payload: Record<string, unknown> }; raw: string }> {
+function envelopes(
+  sink: RecordingSink,
+  roomId?: string,
+): Array<{ roomId: string; offset: number; message: { type: string; payload: Record<string, unknown> }; raw: string }> {
   const assembler = new ChunkAssembler();
   const out = [];
   for (const { stream, payload } of sink.received) {
@@ -176,7 +187,7 @@ describe('PgHistory', () => {
     expect(live[0]!.message.type).toBe('event');
   });
 
-  it('keeps every pod\'s live feed in offset order when two transports append into one room at once', async () => {
+  it("keeps every pod's live feed in offset order when two transports append into one room at once", async () => {
     const prefix = newPrefix('concurrent');
     const a = await pod(prefix);
     const b = await pod(prefix);
@@ -186,7 +197,8 @@ describe('PgHistory', () => {
       sends.push(a.h.append([item('shared', `a${i}`, { podId: 'pod-a', userId: 'ua' })]));
       sends.push(b.h.append([item('shared', `b${i}`, { podId: 'pod-b', userId: 'ub' })]));
       // And a little traffic elsewhere, so batches span rooms.
-      if (i % 10 === 0) sends.push(a.h.append([item(`other${i % 3}`, i, { podId: 'pod-a' })]), b.h.append([item(`other${(i + 1) % 3}`, i, { podId: 'pod-b' })]));
+      if (i % 10 === 0)
+        sends.push(a.h.append([item(`other${i % 3}`, i, { podId: 'pod-a' })]), b.h.append([item(`other${(i + 1) % 3}`, i, { podId: 'pod-b' })]));
     }
     const outcomes = (await Promise.all(sends)).flat();
     expect(new Set(outcomes.map((o) => `${o.epoch}/${o.offset}`)).size).toBe(outcomes.length);
@@ -220,7 +232,12 @@ describe('PgHistory', () => {
     expect(batch.map((o) => o.duplicate)).toEqual([false, false, true]);
     expect(batch[2]!.offset).toBe(batch[0]!.offset);
     const racing = await Promise.all([h.append([item('r', 'race', { id: 'm-4' })]), h.append([item('r', 'race', { id: 'm-4' })])]);
-    expect(racing.flat().map((o) => o.duplicate).sort()).toEqual([false, true]);
+    expect(
+      racing
+        .flat()
+        .map((o) => o.duplicate)
+        .sort(),
+    ).toEqual([false, true]);
     await sleep(200);
     const live = envelopes(sink, 'r');
     expect(live.map((e) => e.message.payload.data)).toEqual(['one', 'two', 'other user', 'x', 'y', 'race']);
@@ -302,7 +319,7 @@ describe('PgHistory', () => {
     expect((await h.read('r', 0, 100)).complete).toBe(false);
   });
 
-  it('keeps a room\'s epoch across transports and restarts, from its first use, and changes it when history is lost', async () => {
+  it("keeps a room's epoch across transports and restarts, from its first use, and changes it when history is lost", async () => {
     const prefix = newPrefix('epoch');
     const first = await pod(prefix);
     // Reading an unknown room gives it its epoch at once; its first event keeps it.
@@ -466,7 +483,9 @@ describe('PgHistory', () => {
     const t = transport(newPrefix('unreach'), { connectionString: 'postgres://app:hunter2@127.0.0.1:1/db' });
     const error = await t.history!.open(LIMITS).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BusError);
-    expect((error as Error).message).toMatch(/^cannot reach postgres:\/\/app:\*\*\*\*@127\.0\.0\.1:1\/db to create history tables t.*_history_rooms, t.*_history_events: .*ECONNREFUSED/);
+    expect((error as Error).message).toMatch(
+      /^cannot reach postgres:\/\/app:\*\*\*\*@127\.0\.0\.1:1\/db to create history tables t.*_history_rooms, t.*_history_events: .*ECONNREFUSED/,
+    );
     expect((error as Error).message).not.toContain('hunter2');
 
     const prefix = newPrefix('denied');
@@ -481,7 +500,11 @@ describe('PgHistory', () => {
       const denied = transport(prefix, { connectionString: url.toString() });
       const e2 = await denied.history!.open(LIMITS).catch((e: unknown) => e);
       expect(e2).toBeInstanceOf(BusError);
-      expect((e2 as Error).message).toMatch(new RegExp(`^cannot create history tables ${prefix}_history_rooms, ${prefix}_history_events in postgres://.*127\\.0\\.0\\.1:5432/postgres: permission denied`));
+      expect((e2 as Error).message).toMatch(
+        new RegExp(
+          `^cannot create history tables ${prefix}_history_rooms, ${prefix}_history_events in postgres://.*127\\.0\\.0\\.1:5432/postgres: permission denied`,
+        ),
+      );
     } finally {
       await admin.query(`DROP ROLE ${escapeIdentifier(role)}`);
     }

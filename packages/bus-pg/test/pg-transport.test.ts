@@ -1,16 +1,9 @@
-import {
-  BrokerUnreachableError,
-  BusError,
-  BusUnavailableError,
-  MAX_PREFIX_LENGTH,
-  PayloadTooLargeError,
-  type StreamKind,
-} from '@retrotro/bus-core';
+import { BrokerUnreachableError, BusError, BusUnavailableError, MAX_PREFIX_LENGTH, PayloadTooLargeError, type StreamKind } from '@retrotro/bus-core';
 import { sleep, uniquePrefix, waitFor } from '@retrotro/bus-core/testing';
 import type { Client } from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Channels, PgTransport, type PgTransportOptions } from '../src/index.js';
-import { TcpProxy } from '@retrotro/bus-core/testing';
+import type { TcpProxy } from '@retrotro/bus-core/testing';
 import { adminClient, backendsOf, DATABASE_URL, RecordingSink, silentServer, startPgProxy, terminate, viaProxy } from './helpers.js';
 
 let admin: Client;
@@ -79,24 +72,39 @@ describe('configuration', () => {
     expect(new PgTransport({ connectionString: 'postgresql://app@[::1]:6543/x?password=s3cret' }).target).toBe(
       'postgresql://app@[::1]:6543/x?password=****',
     );
-    // pg takes only URLs; anything else is never echoed (it could hold password=...).
-    expect(new PgTransport({ connectionString: 'host=db user=app password=s3cret' }).target).not.toContain('s3cret');
+    // pg takes only URLs; anything else is refused, and never echoed (it could hold password=...).
+    expect(() => new PgTransport({ connectionString: 'host=db user=app password=s3cret' })).toThrow(/must be a postgres:\/\//);
+    try {
+      new PgTransport({ connectionString: 'host=db user=app password=s3cret' });
+    } catch (e) {
+      expect((e as Error).message).not.toContain('s3cret');
+    }
   });
 
   it('defaults the prefix to retrotro', () => {
     expect(new PgTransport({ connectionString: DATABASE_URL }).channels.byStream.presence).toBe('retrotro_presence');
   });
 
+  it('applies clientConfig to its connections (here the user the URL does not name)', async () => {
+    const url = new URL(DATABASE_URL);
+    const user = url.username || 'postgres';
+    url.username = '';
+    const { t, sink } = await opened({ connectionString: url.toString(), clientConfig: { user } });
+    await expectDelivery(t, sink, 'clientconfig');
+    const refused = transport({ connectionString: url.toString(), clientConfig: { user: 'no_such_role_here' } });
+    await expect(refused.open(new RecordingSink())).rejects.toThrow(/no_such_role_here/);
+  });
+
   it('refuses a connection string that is neither a URL nor key=value pairs, saying what it expects', () => {
-    for (const bad of ['base', 'db.example.com', 'mysql://x@y/z']) {
+    for (const bad of ['base', 'db.example.com', 'mysql://x@y/z', 'host=h port=5432 dbname=d']) {
       expect(() => new PgTransport({ connectionString: bad }), bad).toThrow(/must be a postgres:\/\/ .*URL/);
     }
-    for (const good of ['postgres://u@h:5432/d', 'postgresql://h/d', 'host=h port=5432 dbname=d']) {
+    for (const good of ['postgres://u@h:5432/d', 'postgresql://h/d']) {
       expect(() => new PgTransport({ connectionString: good }), good).not.toThrow();
     }
   });
 
-  it('refuses prefixes that break bus-core\'s prefix rule (bad or truncated channel names)', () => {
+  it("refuses prefixes that break bus-core's prefix rule (bad or truncated channel names)", () => {
     for (const bad of ['', 'a-b', 'a.b', 'a b', 'é', 'x;DROP']) {
       expect(() => new PgTransport({ connectionString: DATABASE_URL, prefix: bad })).toThrow(/letters, digits or underscores/);
     }

@@ -11,24 +11,10 @@ import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  Client,
-  MAIN,
-  TEST_SECRET,
-  metricValue,
-  names,
-  scrapeMetrics,
-  sleep,
-  startPod,
-  uniqueBusPrefix,
-  waitUntil,
-  type Pod,
-  ClientPool,
-} from './pods.js';
+import { MAIN, TEST_SECRET, metricValue, names, scrapeMetrics, sleep, startPod, uniqueBusPrefix, waitUntil, type Pod, ClientPool } from './pods.js';
 import { TcpProxy } from '@retrotro/bus-core/testing';
 
-export const DATABASE_URL =
-  process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const DATABASE_URL = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const NATS_URL = process.env.NATS_URL?.split(',')[0] ?? 'nats://127.0.0.1:4222';
 
 const WAIT = 20_000;
@@ -168,10 +154,7 @@ export function describeBrokerFaults(busType: 'postgres' | 'nats') {
     beforeAll(async () => {
       const target = new URL(brokerUrl);
       proxy = await TcpProxy.start(Number(target.port || (busType === 'postgres' ? 5432 : 4222)), target.hostname);
-      [a, b] = await Promise.all([
-        startPod({ ...env, [urlVar]: viaProxy(brokerUrl, proxy) }),
-        startPod({ ...env, [urlVar]: brokerUrl }),
-      ]);
+      [a, b] = await Promise.all([startPod({ ...env, [urlVar]: viaProxy(brokerUrl, proxy) }), startPod({ ...env, [urlVar]: brokerUrl })]);
       if (busType === 'postgres') admin = await pgAdmin();
       else raw = await RawNats.connect(NATS_URL);
     });
@@ -192,7 +175,10 @@ export function describeBrokerFaults(busType: 'postgres' | 'nats') {
       expect(Buffer.byteLength(bigFrame)).toBeLessThan(65_536); // under WS_MAX_PAYLOAD
       const chunkedBefore = metricValue(await scrapeMetrics(a), 'retrotro_bus_chunked_messages_total');
 
-      for (const [from, to, tag] of [[alice, bob, 'a'], [bob, alice, 'b']] as const) {
+      for (const [from, to, tag] of [
+        [alice, bob, 'a'],
+        [bob, alice, 'b'],
+      ] as const) {
         const mark = to.frames.length;
         from.send('publish', { event: 'small', data: { n: `${tag}1` } });
         from.sendRaw(bigFrame);
@@ -277,7 +263,13 @@ export function describeBrokerFaults(busType: 'postgres' | 'nats') {
           `{"podId":"junk","roomId":"${r}","userId":"u"}`,
           huge,
         ],
-        control: ['{}', '{"podId":"junk"}', '{"podId":"junk","kind":"sync","presence":"nope","state":[]}', '{"podId":"junk","kind":"state","entry":{}}', huge],
+        control: [
+          '{}',
+          '{"podId":"junk"}',
+          '{"podId":"junk","kind":"sync","presence":"nope","state":[]}',
+          '{"podId":"junk","kind":"state","entry":{}}',
+          huge,
+        ],
         chunk: ['garbage', 'c1 junk 1 3 2 room\nxx', 'c1 junk 9 1 2 room\nxx', huge],
       };
       for (const s of STREAMS) for (const p of junk[s]) if (busType === 'postgres') expect(Buffer.byteLength(p)).toBeLessThan(8_000);
@@ -362,7 +354,12 @@ export function describeBrokerFaults(busType: 'postgres' | 'nats') {
       expect(metricValue(await scrapeMetrics(a), 'retrotro_bus_reconnects_total')).toBeGreaterThan(reconnectsBefore);
 
       // Resync: A learned about dora, and B, which had expired A, has A's users back.
-      await bob.next('participant_joined', (f) => f.payload.userId === `alice-${r}`, WAIT, bob.frames.findIndex((f) => f.type === 'participant_left'));
+      await bob.next(
+        'participant_joined',
+        (f) => f.payload.userId === `alice-${r}`,
+        WAIT,
+        bob.frames.findIndex((f) => f.type === 'participant_left'),
+      );
       await alice.next('participant_joined', (f) => f.payload.userName === 'dora', WAIT);
       const erin = await connect(a, 'erin');
       const everyone = [`alice-${r}`, `bob-${r}`, 'ann', 'dora', 'erin'].map((userName) => ({ userName }));
@@ -405,9 +402,7 @@ async function runExpectingExit(env: Record<string, string>, limitMs = 15_000): 
     timedOut = true;
     proc.kill('SIGKILL');
   }, limitMs);
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-    proc.once('close', (c, s) => resolve([c, s])),
-  );
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => proc.once('close', (c, s) => resolve([c, s])));
   clearTimeout(timer);
   return { code, signal, stdout, stderr, timedOut };
 }

@@ -85,10 +85,14 @@ export class GoPod {
     const pod = new GoPod(proc);
     let exitCode: number | null | undefined;
     void pod.exited.then((code) => (exitCode = code));
-    await waitUntil('gopod ready', () => {
-      if (exitCode !== undefined) throw new Error(`gopod exited (${exitCode}) before ready:\n${pod.stderr.join('\n')}`);
-      return pod.lines.some((l) => l.ready === true);
-    }, 20_000).catch((e: Error) => {
+    await waitUntil(
+      'gopod ready',
+      () => {
+        if (exitCode !== undefined) throw new Error(`gopod exited (${exitCode}) before ready:\n${pod.stderr.join('\n')}`);
+        return pod.lines.some((l) => l.ready === true);
+      },
+      20_000,
+    ).catch((e: Error) => {
       proc.kill('SIGKILL');
       throw new Error(`${e.message}\n${pod.stderr.join('\n')}`);
     });
@@ -120,8 +124,14 @@ export class GoPod {
       const timer = setTimeout(() => rej(new Error(`gopod did not answer ${command} in ${timeoutMs} ms`)), timeoutMs);
       this.pending.push({
         command,
-        resolve: (l) => (clearTimeout(timer), res(l)),
-        reject: (e) => (clearTimeout(timer), rej(e)),
+        resolve: (l) => {
+          clearTimeout(timer);
+          res(l);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          rej(e);
+        },
       });
       this.proc.stdin!.write(`${command}\n`);
     });

@@ -5,7 +5,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { TcpProxy } from '@retrotro/bus-core/testing';
-import { Client, ClientPool, sleep, startPod, uniqueBusPrefix, waitUntil, type Frame, type Pod } from './pods.js';
+import { type Client, ClientPool, sleep, startPod, uniqueBusPrefix, waitUntil, type Frame, type Pod } from './pods.js';
 
 const DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const NATS_URL = process.env.NATS_URL?.split(',')[0] ?? 'nats://127.0.0.1:4222';
@@ -222,7 +222,7 @@ export function describeHistory(busType: 'postgres' | 'nats' | 'memory') {
       expect(replayed.payload).toMatchObject({ data: 'kept', id: 'keep-1', offset: acked.payload.offset });
     });
 
-    it('SIGKILL of the receiver\'s pod mid-stream: it rejoins on the other pod and gets every event once, in order', async () => {
+    it("SIGKILL of the receiver's pod mid-stream: it rejoins on the other pod and gets every event once, in order", async () => {
       const r = room();
       const a = await pod();
       const b = await pod();
@@ -323,7 +323,11 @@ export function describeHistory(busType: 'postgres' | 'nats' | 'memory') {
       expect(new Set(orderCarol).size).toBe(2 * n);
       expect(offsetsOf(events(dan))).toEqual(orderCarol);
       // Each publisher's own events in the order it sent them.
-      expect(events(carol).filter((e) => e.payload.event === 'a').map((e) => e.payload.data)).toEqual([...Array(n).keys()]);
+      expect(
+        events(carol)
+          .filter((e) => e.payload.event === 'a')
+          .map((e) => e.payload.data),
+      ).toEqual([...Array(n).keys()]);
     });
   });
 }

@@ -131,8 +131,15 @@ export function describeMultiPod(busType: 'postgres' | 'nats', extraEnv: Record<
 
     it('answers bad frames with bad_message and keeps the socket open; an oversized frame closes it with 1009', async () => {
       const c = await connect(b, 'fuzzer');
-      const bad = ['not json', '[]', '{"type":42}', '{"type":"nope"}', '{"type":"join_room","payload":{"roomId":"bad room!"}}',
-        '{"type":"join_room"}', '{"type":"publish","payload":{"event":""}}'];
+      const bad = [
+        'not json',
+        '[]',
+        '{"type":42}',
+        '{"type":"nope"}',
+        '{"type":"join_room","payload":{"roomId":"bad room!"}}',
+        '{"type":"join_room"}',
+        '{"type":"publish","payload":{"event":""}}',
+      ];
       for (const f of bad) c.sendRaw(f);
       await waitUntil('all errors', () => c.of('error').length === bad.length);
       expect(c.of('error').every((e) => e.payload.code === 'bad_message')).toBe(true);

@@ -147,10 +147,14 @@ export class Client {
   /** Waits for a frame of `type` (matching `where`) that arrived after frame index `from`. */
   async next(type: string, where: (f: Frame) => boolean = () => true, timeoutMs = 15_000, from = 0): Promise<Frame> {
     let found: Frame | undefined;
-    await waitUntil(`a ${type} frame`, () => {
-      found = this.frames.slice(from).find((f) => f.type === type && where(f));
-      return found !== undefined;
-    }, timeoutMs);
+    await waitUntil(
+      `a ${type} frame`,
+      () => {
+        found = this.frames.slice(from).find((f) => f.type === type && where(f));
+        return found !== undefined;
+      },
+      timeoutMs,
+    );
     return found!;
   }
 

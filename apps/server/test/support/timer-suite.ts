@@ -5,7 +5,19 @@
  * converge, and validation. Every suite uses its own BUS_PREFIX.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, metricValue, names, scrapeMetrics, sleep, startPod, uniqueBusPrefix, waitUntil, type Frame, type Pod, ClientPool } from './pods.js';
+import {
+  type Client,
+  metricValue,
+  names,
+  scrapeMetrics,
+  sleep,
+  startPod,
+  uniqueBusPrefix,
+  waitUntil,
+  type Frame,
+  type Pod,
+  ClientPool,
+} from './pods.js';
 
 let rooms = 0;
 const room = () => `timer-room-${rooms++}`;
@@ -15,7 +27,10 @@ const HEARTBEAT_MS = 3_000;
 const WAIT = 20_000;
 
 const ticksOf = (c: Client, from = 0) =>
-  c.frames.slice(from).filter((f) => f.type === 'timer_tick').map((f) => f.payload.remaining_seconds as number);
+  c.frames
+    .slice(from)
+    .filter((f) => f.type === 'timer_tick')
+    .map((f) => f.payload.remaining_seconds as number);
 
 function expectStrictlyDecreasing(values: number[]): void {
   for (let i = 1; i < values.length; i++) expect(values[i]!).toBeLessThan(values[i - 1]!);
@@ -186,7 +201,11 @@ export function describeTimer(busType: 'postgres' | 'nats', extraEnv: Record<str
         // The same moment, as close as two clients can make it.
         alice.send('timer_start', { durationSeconds: 300 + round, phase: `from-a-${round}` });
         bob.send('timer_start', { durationSeconds: 500 + round, phase: `from-b-${round}` });
-        const lastStarted = (c: Client, from: number) => c.frames.slice(from).filter((f) => f.type === 'timer_started').at(-1)?.payload;
+        const lastStarted = (c: Client, from: number) =>
+          c.frames
+            .slice(from)
+            .filter((f) => f.type === 'timer_started')
+            .at(-1)?.payload;
         await waitUntil(
           'both pods showing the same timer',
           () => {

@@ -66,11 +66,7 @@ export function makeAuthSetup(): AuthSetup {
   const strangerJwt = sign(otherAccount, stranger.getPublicKey(), 'stranger', { type: 'user', pub: {}, sub: {}, ...unlimited });
 
   return {
-    serverConfig: [
-      `operator: "${operatorJwt}"`,
-      'resolver: MEMORY',
-      `resolver_preload: { ${account.getPublicKey()}: "${accountJwt}" }`,
-    ].join('\n'),
+    serverConfig: [`operator: "${operatorJwt}"`, 'resolver: MEMORY', `resolver_preload: { ${account.getPublicKey()}: "${accountJwt}" }`].join('\n'),
     userCreds: credsFile(userJwt, text(user.getSeed())),
     strangerCreds: credsFile(strangerJwt, text(stranger.getSeed())),
   };
