@@ -38,7 +38,8 @@ export class RecoveryCounters {
 
 /** Most events replayed in one recovery, whatever HISTORY_SIZE says. */
 const MAX_REPLAY = 100_000;
-const PAGE = 1_000;
+/** Events per history read: one read per page, and JetStream makes a consumer per read. */
+const PAGE = 5_000;
 
 export class RoomAnswer {
   readonly counters = new RecoveryCounters();

@@ -219,13 +219,14 @@ $fn$;`;
   const cutoff = 'now() - make_interval(secs => $5::double precision)';
   // One row per event, or one row without an event; none when the room has no row.
   const read = `
-WITH r AS (
-  SELECT epoch, last_offset, greatest(trimmed_through, last_offset - $4::bigint) AS floor
-  FROM ${rooms} WHERE room_id = $1
+WITH r AS MATERIALIZED (
+  -- Computed once per read: in the select list below, these would run for every event row.
+  SELECT epoch, last_offset, floor,
+    EXISTS (SELECT 1 FROM ${events} x WHERE x.room_id = $1 AND x.event_offset > greatest($2::bigint, floor) AND x.created_at <= ${cutoff}) AS expired,
+    EXISTS (SELECT 1 FROM ${events} x WHERE x.room_id = $1 AND x.event_offset > $2::bigint) AS kept
+  FROM (SELECT epoch, last_offset, greatest(trimmed_through, last_offset - $4::bigint) AS floor FROM ${rooms} WHERE room_id = $1) AS room
 )
-SELECT r.epoch, r.last_offset::float8 AS newest, r.floor::float8 AS floor,
-  EXISTS (SELECT 1 FROM ${events} x WHERE x.room_id = $1 AND x.event_offset > greatest($2::bigint, r.floor) AND x.created_at <= ${cutoff}) AS expired,
-  EXISTS (SELECT 1 FROM ${events} x WHERE x.room_id = $1 AND x.event_offset > $2::bigint) AS kept,
+SELECT r.epoch, r.last_offset::float8 AS newest, r.floor::float8 AS floor, r.expired, r.kept,
   e.event_offset::float8 AS event_offset, e.payload
 FROM r LEFT JOIN LATERAL (
   SELECT event_offset, payload FROM ${events}
