@@ -9,8 +9,9 @@
  * the `ReceiverReport`.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { nowUs, sleep, waitFor } from '../clock.js';
+import { WorkerHandle } from './worker-handle.js';
 import type { PodEndpoint } from '../pods.js';
 import { LatencySamples, SeqTracker, sumIntegrity, type Integrity, type LatencySummary } from '../stats.js';
 import { openReceivers, parseEvent, parsedSentUs, PROBE } from './ws.js';
@@ -37,51 +38,10 @@ export interface ReceiverReport {
   loopDelay: { p99: number; max: number };
 }
 
-type FromWorker = { type: 'ready' } | { type: 'probed' } | { type: 'report'; report: ReceiverReport } | { type: 'error'; message: string };
-
 /** The main thread's handle on a receiver worker. */
-export class ReceiverWorker {
-  private readonly worker: Worker;
-  private readonly inbox: FromWorker[] = [];
-  private waiting: ((m: FromWorker) => void) | undefined;
-  private failure: Error | undefined;
-
+export class ReceiverWorker extends WorkerHandle<ReceiverReport> {
   constructor(job: ReceiverJob) {
-    this.worker = new Worker(new URL(import.meta.url), { workerData: job });
-    this.worker.on('message', (m: FromWorker) => this.deliver(m));
-    this.worker.on('error', (e) => this.deliver({ type: 'error', message: e.message }));
-    this.worker.on('exit', (code) => this.deliver({ type: 'error', message: `receiver worker exited (${code})` }));
-  }
-
-  private deliver(m: FromWorker): void {
-    if (m.type === 'error') this.failure ??= new Error(m.message);
-    const w = this.waiting;
-    this.waiting = undefined;
-    if (w) w(m);
-    else this.inbox.push(m);
-  }
-
-  /** The next message, which must be of `type`. */
-  async next<T extends FromWorker['type']>(type: T, timeoutMs: number): Promise<Extract<FromWorker, { type: T }>> {
-    const m =
-      this.inbox.shift() ??
-      (await new Promise<FromWorker>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`receiver worker: no '${type}' within ${timeoutMs} ms`)), timeoutMs);
-        this.waiting = (msg) => {
-          clearTimeout(timer);
-          resolve(msg);
-        };
-      }));
-    if (m.type !== type) throw this.failure ?? new Error(`receiver worker: expected '${type}', got '${m.type}'`);
-    return m as Extract<FromWorker, { type: T }>;
-  }
-
-  finish(sent: number): void {
-    this.worker.postMessage({ type: 'finish', sent });
-  }
-
-  async close(): Promise<void> {
-    await this.worker.terminate();
+    super(new URL(import.meta.url), job);
   }
 }
 
