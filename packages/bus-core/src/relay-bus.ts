@@ -278,8 +278,11 @@ export class RelayBus implements MessageBus {
       payload,
       frames: (offset: number) => this.outbox.framesOf('room', historyEnvelope({ roomId, podId, except, offset, payload })),
     };
-    if (!this.transport.chunking) {
-      // Too large for this broker: refused before it is stored, not after.
+    // Too large for this broker: refused before it is stored, not after. The cheap bound
+    // (3 bytes per UTF-16 unit, plus the envelope's own fields) spares the common case the
+    // envelope's construction.
+    const envelopeBound = (payload.length + roomId.length + podId.length + (except?.length ?? 0)) * 3 + 128;
+    if (!this.transport.chunking && envelopeBound > this.transport.maxPayloadBytes) {
       const longest = historyEnvelope({ roomId, podId, except, offset: Number.MAX_SAFE_INTEGER, payload });
       const bytes = Buffer.byteLength(longest, 'utf8');
       const max = this.transport.maxPayloadBytes;

@@ -131,3 +131,22 @@ describe('history: off, and failures', () => {
     expect(await bus.publishEvent('r', { event: 'e', data: cyclic, from: from('u') })).toMatchObject({ ok: false, retryable: false });
   });
 });
+
+describe('history: events too large for the broker', () => {
+  it('are refused before they are stored (not retryable), and smaller ones still go', async () => {
+    const broker = new MemoryBroker();
+    const bus = new RelayBus({
+      transport: new MemoryTransport(broker, { history: true, maxPayloadBytes: 1_000 }),
+      podId: 'pod-a',
+      history: HISTORY,
+      ...FAST,
+    });
+    cleanup.push(() => bus.stop());
+    await bus.start(new RecordingHub());
+    await bus.whenReady();
+    const big = await bus.publishEvent('r', { event: 'e', data: 'x'.repeat(2_000), from: from('u') });
+    expect(big).toMatchObject({ ok: false, retryable: false });
+    expect((await bus.historyPosition('r'))?.offset).toBe(0);
+    expect(await bus.publishEvent('r', { event: 'e', data: 'small', from: from('u') })).toMatchObject({ ok: true, offset: 1 });
+  });
+});
