@@ -22,7 +22,7 @@ export function createBus(
   };
   switch (config.busType) {
     case 'postgres':
-      return new PgBus({ ...common, connectionString: config.databaseUrl, prefix: config.busPrefix });
+      return new PgBus({ ...common, connectionString: config.databaseUrl, prefix: config.busPrefix, largePayloads: config.pgLargePayloads });
     case 'nats':
       return new NatsBus({
         ...common,

@@ -40,6 +40,8 @@ export interface Config {
   highWaterBytes: number;
   highWaterMessages: number;
   maxParticipantsPerRoom: number;
+  /** How the postgres bus carries payloads above NOTIFY's 8000 bytes (PG_LARGE_PAYLOADS). */
+  pgLargePayloads: 'table' | 'chunks';
   logLevel: string;
 }
 
@@ -66,6 +68,13 @@ function str(env: Env, name: string, fallback: string): string {
 function optional(env: Env, name: string): string | undefined {
   const raw = env[name]?.trim();
   return raw === undefined || raw === '' ? undefined : raw;
+}
+
+function oneOf<T extends string>(env: Env, name: string, values: readonly T[], fallback: T): T {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === '') return fallback;
+  if (!(values as readonly string[]).includes(raw)) throw new ConfigError(`${name} must be one of ${values.join(', ')}; got ${JSON.stringify(raw)}`);
+  return raw as T;
 }
 
 function bool(env: Env, name: string, fallback: boolean): boolean {
@@ -136,6 +145,7 @@ export function loadConfig(env: Env = process.env): Config {
     // Below PostgreSQL's publish queue of 10,000 messages, so backpressure comes before refusal.
     highWaterMessages: int(env, 'BUS_HIGH_WATER_MESSAGES', 4_000, 1, 9_000),
     maxParticipantsPerRoom: int(env, 'MAX_PARTICIPANTS_PER_ROOM', 1_000, 1),
+    pgLargePayloads: oneOf(env, 'PG_LARGE_PAYLOADS', ['table', 'chunks'] as const, 'table'),
     logLevel: str(env, 'LOG_LEVEL', 'info'),
   };
 }

@@ -7,6 +7,8 @@ import { STREAMS, validateBusPrefix, type StreamKind } from '@retrotro/bus-core'
  */
 export class Channels {
   readonly byStream: Readonly<Record<StreamKind, string>>;
+  /** `<prefix>_large`: references to payloads too large for NOTIFY (large-payloads.ts). */
+  readonly large: string;
   private readonly streams: ReadonlyMap<string, StreamKind>;
 
   constructor(readonly prefix: string) {
@@ -14,9 +16,11 @@ export class Channels {
     const byStream = {} as Record<StreamKind, string>;
     for (const s of STREAMS) byStream[s] = `${prefix}_${s}`;
     this.byStream = byStream;
+    this.large = `${prefix}_large`;
     this.streams = new Map(STREAMS.map((s) => [byStream[s], s]));
   }
 
+  /** The channels of the streams (the large channel is listened to only when it is in use). */
   get all(): string[] {
     return Object.values(this.byStream);
   }

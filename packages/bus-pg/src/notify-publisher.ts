@@ -5,7 +5,9 @@
  * One statement at a time on one connection keeps publish order equal to delivery order.
  */
 import { BusError, BusUnavailableError, PayloadTooLargeError } from '@retrotro/bus-core';
+import type { Channels } from './channels.js';
 import { isConnectionError, withTimeout, type PgConnection } from './connection.js';
+import { LargePayloads } from './large-payloads.js';
 
 /**
  * One statement carries a whole batch; ROWS FROM zips channels and payloads in order, and
@@ -18,17 +20,24 @@ import { isConnectionError, withTimeout, type PgConnection } from './connection.
  * costs nothing to build; a batch holding that character, or an empty payload, goes as a
  * JSON array instead (escaped by V8, parsed by the server in C). Channel names are
  * `[A-Za-z0-9_]`, so a comma separates them.
+ *
+ * Payloads above the NOTIFY limit (when large payloads go by table) are stored by an INSERT
+ * in a CTE of the same statement, hence the same transaction, and a reference is notified
+ * in their place (large-payloads.ts).
  */
 const SEPARATOR = '\u001e';
-const NOTIFY_SQL =
-  "SELECT count(pg_notify(c, p)) FROM ROWS FROM (unnest(string_to_array($1, ',')), unnest(string_to_array($2, E'\\x1e'))) AS t(c, p)";
-const NOTIFY_JSON_SQL =
-  "SELECT count(pg_notify(c, p)) FROM ROWS FROM (unnest(string_to_array($1, ',')), json_array_elements_text($2::json)) AS t(c, p)";
+/** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more. */
+export const NOTIFY_MAX_PAYLOAD_BYTES = 7_999;
+/** A string of at most this many UTF-16 units fits in one NOTIFY (3 UTF-8 bytes per unit at most). */
+const NOTIFY_UNITS = Math.floor(NOTIFY_MAX_PAYLOAD_BYTES / 3);
+const NOTIFY_FROM = "SELECT count(pg_notify(c, p)) FROM ROWS FROM (unnest(string_to_array($1, ',')), ";
+const NOTIFY_SQL = `${NOTIFY_FROM}unnest(string_to_array($2, E'\\x1e'))) AS t(c, p)`;
+const NOTIFY_JSON_SQL = `${NOTIFY_FROM}json_array_elements_text($2::json)) AS t(c, p)`;
 /** Named, so each connection parses and plans them once. */
-const STATEMENT_NAME = 'retrotro_bus_notify';
-const JSON_STATEMENT_NAME = 'retrotro_bus_notify_json';
+const STATEMENT_NAMES = ['retrotro_bus_notify', 'retrotro_bus_notify_json', 'retrotro_bus_notify_large', 'retrotro_bus_notify_large_json'];
 
 export interface PublisherLimits {
+  /** Largest payload accepted (above NOTIFY_MAX_PAYLOAD_BYTES only when `large` is given). */
   maxPayloadBytes: number;
   /** Most notifications in one statement. */
   maxBatch: number;
@@ -60,35 +69,45 @@ export interface PublisherStats {
 export interface PublisherJob {
   readonly size: number;
   readonly bytes: number;
+  /** UTF-8 bytes of its largest payload: near the NOTIFY limit, its frames may be stored by reference. */
+  readonly largest: number;
   /** Runs it; the publisher starts nothing else on the connection until this settles. */
   run(connection: PgConnection, publisher: NotifyPublisher): Promise<void>;
   /** The connection went away before it ran: fail every caller with `reason`. */
   reject(reason: Error): void;
 }
 
+/** The lists of one NOTIFY statement, as they are gathered. */
+class Statement {
+  readonly channels: string[] = [];
+  readonly payloads: string[] = [];
+  /** Keys and payloads stored by reference (large-payloads.ts). */
+  readonly keys: string[] = [];
+  readonly large: string[] = [];
+  bytes = 0;
+  /** Some payload is empty or holds the separator: send the payload lists as JSON. */
+  needsJson = false;
+
+  get size(): number {
+    return this.payloads.length;
+  }
+}
+
 /**
  * Messages that go out in one statement, and the one promise their publishers share: no
  * promise, closure or record per message on the hot path.
  */
-class Batch {
-  readonly channels: string[] = [];
-  readonly payloads: string[] = [];
-  bytes = 0;
-  /** Some payload is empty or holds the separator: send as JSON. */
-  needsJson = false;
+class Batch extends Statement {
   readonly done: Promise<void>;
   resolve!: () => void;
   reject!: (error: Error) => void;
 
   constructor() {
+    super();
     this.done = new Promise<void>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
     });
-  }
-
-  get size(): number {
-    return this.payloads.length;
   }
 }
 
@@ -106,6 +125,9 @@ export class NotifyPublisher {
     private readonly limits: PublisherLimits,
     /** Names the broker in errors, e.g. `postgres transport (postgres://host:5432/db)`. */
     private readonly what: string,
+    private readonly streams: Channels,
+    /** Where payloads above the NOTIFY limit go; without it they are refused. */
+    private readonly largePayloads?: LargePayloads,
   ) {}
 
   /** True while a statement is in flight (its own timeout then watches the connection). */
@@ -147,17 +169,14 @@ export class NotifyPublisher {
    */
   publishAll(channel: string, texts: readonly string[]): Promise<void> {
     if (!this.connection) return Promise.reject(new BusUnavailableError(this.what));
-    const { maxPayloadBytes, maxBatch, maxBatchBytes } = this.limits;
+    const { maxBatch, maxBatchBytes } = this.limits;
     const payloads: string[] = [];
     let bytes = 0;
     for (const text of texts) {
-      const payload = wellFormed(text);
-      const size = Buffer.byteLength(payload, 'utf8');
-      if (size > maxPayloadBytes) return Promise.reject(new PayloadTooLargeError(size, maxPayloadBytes, 'PostgreSQL NOTIFY'));
       // One bad payload would fail its whole batch, so refuse what the server would refuse.
-      if (payload.includes('\0')) {
-        return Promise.reject(new BusError('publish_failed', 'payload contains a NUL character, which PostgreSQL text cannot hold'));
-      }
+      const payload = wellFormed(text);
+      const size = this.sizeOf(payload);
+      if (size instanceof Error) return Promise.reject(size);
       payloads.push(payload);
       bytes += size;
     }
@@ -169,16 +188,29 @@ export class NotifyPublisher {
       batch = new Batch();
       this.batches.push(batch);
     }
-    for (const payload of payloads) {
-      batch.channels.push(channel);
-      batch.payloads.push(payload);
-      if (payload.length === 0 || payload.includes(SEPARATOR)) batch.needsJson = true;
-    }
+    for (const payload of payloads) this.add(batch, channel, payload);
     batch.bytes += bytes;
     this.queuedMessages += count;
     this.queuedBytes += bytes;
     this.schedule();
     return batch.done;
+  }
+
+  /** Puts one checked payload into `statement`: itself, or a reference to it when it is too large for NOTIFY. */
+  private add(statement: Statement, channel: string, payload: string): void {
+    const large = this.largePayloads;
+    if (large !== undefined && payload.length > NOTIFY_UNITS && Buffer.byteLength(payload, 'utf8') > NOTIFY_MAX_PAYLOAD_BYTES) {
+      const key = large.nextKey();
+      statement.channels.push(this.streams.large);
+      statement.payloads.push(LargePayloads.reference(this.streams.streamOf(channel) ?? 'room', key));
+      statement.keys.push(key);
+      statement.large.push(payload);
+      if (payload.includes(SEPARATOR)) statement.needsJson = true;
+      return;
+    }
+    statement.channels.push(channel);
+    statement.payloads.push(payload);
+    if (payload.length === 0 || payload.includes(SEPARATOR)) statement.needsJson = true;
   }
 
   /**
@@ -223,17 +255,25 @@ export class NotifyPublisher {
    * in (a job's), resolving once the server accepted them. Payloads must already be checked.
    */
   async notify(connection: PgConnection, channels: readonly string[], payloads: readonly string[]): Promise<void> {
-    const needsJson = payloads.some((p) => p.length === 0 || p.includes(SEPARATOR));
-    await this.run(connection, channels.join(','), payloads, needsJson);
+    const statement = new Statement();
+    for (let i = 0; i < payloads.length; i++) this.add(statement, channels[i]!, payloads[i]!);
+    await this.run(connection, statement);
   }
 
   /** The payload as NOTIFY may carry it (well-formed UTF-16), or the reason it cannot. */
   check(text: string): string | Error {
     const payload = wellFormed(text);
+    const size = this.sizeOf(payload);
+    return size instanceof Error ? size : payload;
+  }
+
+  /** The UTF-8 size of a well-formed payload, or why it cannot be sent. */
+  private sizeOf(payload: string): number | Error {
     const size = Buffer.byteLength(payload, 'utf8');
-    if (size > this.limits.maxPayloadBytes) return new PayloadTooLargeError(size, this.limits.maxPayloadBytes, 'PostgreSQL NOTIFY');
+    const max = this.limits.maxPayloadBytes;
+    if (size > max) return new PayloadTooLargeError(size, max, this.largePayloads ? 'PostgreSQL transport' : 'PostgreSQL NOTIFY');
     if (payload.includes('\0')) return new BusError('publish_failed', 'payload contains a NUL character, which PostgreSQL text cannot hold');
-    return payload;
+    return size;
   }
 
   /** Starts sending after the current synchronous burst of publishes, so the burst shares a statement. */
@@ -251,12 +291,36 @@ export class NotifyPublisher {
     this.sending = true;
     try {
       while (this.batches.length > 0 && this.connection) {
+        if (!(await this.readyForLarge(this.connection))) continue;
         const next = this.takeBatch();
         if (next instanceof Batch) await this.send(this.connection, next);
         else await next.run(this.connection, this).catch((e: unknown) => next.reject(e instanceof Error ? e : new Error(String(e))));
       }
     } finally {
       this.sending = false;
+    }
+  }
+
+  /**
+   * Creates the large-payload table before the first statement that may store a payload (and
+   * again after one found it dropped). False when that failed: the entry was failed with
+   * the reason, and the loop goes on with the next.
+   */
+  private async readyForLarge(connection: PgConnection): Promise<boolean> {
+    const large = this.largePayloads;
+    const next = this.batches[0]!;
+    // A job's frames are its payloads plus an envelope (room, pod, offset): leave room for it.
+    if (!large?.needsSetup || (next instanceof Batch ? next.keys.length === 0 : next.largest <= NOTIFY_MAX_PAYLOAD_BYTES - 2048)) return true;
+    try {
+      await large.setup(connection, this.limits.publishTimeoutMs);
+      return true;
+    } catch (e) {
+      const cause = e instanceof Error ? e : new Error(String(e));
+      this.takeBatch().reject(
+        new BusError('publish_failed', `cannot create table ${large.name} for payloads above 8000 bytes: ${cause.message}`, { cause }),
+      );
+      if (isConnectionError(e)) connection.fail(cause);
+      return false;
     }
   }
 
@@ -267,21 +331,34 @@ export class NotifyPublisher {
     return batch;
   }
 
-  private async run(connection: PgConnection, channels: string, payloads: readonly string[], needsJson: boolean): Promise<void> {
+  private async run(connection: PgConnection, statement: Statement): Promise<void> {
     const ms = this.limits.publishTimeoutMs;
-    const query = connection.client.query(
-      needsJson
-        ? { name: JSON_STATEMENT_NAME, text: NOTIFY_JSON_SQL, values: [channels, JSON.stringify(payloads)] }
-        : { name: STATEMENT_NAME, text: NOTIFY_SQL, values: [channels, payloads.join(SEPARATOR)] },
-    );
-    await withTimeout(query, ms, () => new Error(`NOTIFY statement got no answer within ${ms} ms`));
-    this.stats.notifications += payloads.length;
+    const json = statement.needsJson;
+    const list = (texts: readonly string[]) => (json ? JSON.stringify(texts) : texts.join(SEPARATOR));
+    const values = [statement.channels.join(','), list(statement.payloads)];
+    const large = this.largePayloads;
+    let query: { name: string; text: string; values: string[] };
+    if (statement.keys.length > 0 && large) {
+      values.push(statement.keys.join(','), list(statement.large));
+      const text = `WITH stored AS (${large.insertSql(json)}) ${json ? NOTIFY_JSON_SQL : NOTIFY_SQL}`;
+      query = { name: STATEMENT_NAMES[json ? 3 : 2]!, text, values };
+    } else {
+      query = { name: STATEMENT_NAMES[json ? 1 : 0]!, text: json ? NOTIFY_JSON_SQL : NOTIFY_SQL, values };
+    }
+    try {
+      await withTimeout(connection.client.query(query), ms, () => new Error(`NOTIFY statement got no answer within ${ms} ms`));
+    } catch (e) {
+      if (large && (e as { code?: string }).code === '42P01') large.needsSetup = true;
+      throw e;
+    }
+    this.stats.notifications += statement.payloads.length;
+    if (large) large.stats.stored += statement.keys.length;
   }
 
   private async send(connection: PgConnection, batch: Batch): Promise<void> {
     this.stats.statements++;
     try {
-      await this.run(connection, batch.channels.join(','), batch.payloads, batch.needsJson);
+      await this.run(connection, batch);
       batch.resolve();
     } catch (e) {
       this.stats.failedStatements++;

@@ -27,12 +27,12 @@
  * room creates its row (and epoch), so a client told `{offset: 0, epoch}` for an empty room
  * can recover from it once the room has events.
  */
-import { createHash } from 'node:crypto';
 import { BusError, type HistoryLimits, type HistoryPage, type HistoryPosition, type Logger, type StoredEvent } from '@retrotro/bus-core';
 import { RateLimitedLog, type AppendItem, type AppendOutcome, type HistoryStore } from '@retrotro/bus-core/internal';
 import { Client, DatabaseError, type QueryConfig, type QueryResult, type QueryResultRow } from 'pg';
 import type { Channels } from './channels.js';
 import { clientSettings, isConnectionError, withTimeout, type PgClientConfig, type PgConnection } from './connection.js';
+import { lockedDdl } from './ddl.js';
 import { historyNames, historySql, LIST_SEPARATOR, type HistorySql } from './history-sql.js';
 import type { NotifyPublisher, PublisherJob } from './notify-publisher.js';
 
@@ -99,7 +99,7 @@ export class PgHistory implements HistoryStore {
   readonly stats: PgHistoryStats = { transactions: 0, appended: 0, duplicates: 0, failedTransactions: 0, reads: 0, swept: 0 };
   readonly tables: { rooms: string; events: string };
   private readonly sql: HistorySql;
-  private readonly lockKey: string;
+  private readonly lockName: string;
   private readonly sweepLog: RateLimitedLog;
   private limits: HistoryLimits | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -111,7 +111,7 @@ export class PgHistory implements HistoryStore {
     const names = historyNames(host.channels.prefix);
     this.tables = { rooms: names.rooms, events: names.events };
     this.sql = historySql(host.channels.prefix);
-    this.lockKey = advisoryKey(names.lockKey);
+    this.lockName = names.lockKey;
     this.sweepLog = new RateLimitedLog((o, m) => host.log.warn(o, m), 3, 60_000);
   }
 
@@ -170,12 +170,15 @@ export class PgHistory implements HistoryStore {
     if (!limits) return Promise.reject(notOpened(this.host.what));
     if (items.length === 0) return Promise.resolve([]);
     let bytes = 0;
+    let largest = 0;
     let json = false;
     let ids = false;
     for (const item of items) {
       const bad = badItem(item);
       if (bad) return Promise.reject(new BusError('publish_failed', bad));
-      bytes += Buffer.byteLength(item.payload, 'utf8');
+      const size = Buffer.byteLength(item.payload, 'utf8');
+      bytes += size;
+      if (size > largest) largest = size;
       if (item.id !== undefined) ids = true;
       if (!json && (needsJson(item.roomId) || needsJson(item.userId) || needsJson(item.payload) || (item.id !== undefined && needsJson(item.id)))) {
         json = true;
@@ -187,11 +190,11 @@ export class PgHistory implements HistoryStore {
     let job = publisher.tailJob;
     if (!(job instanceof AppendJob) || job.store !== this || !job.fits(items.length, bytes, this.host.maxBatch, this.host.maxBatchBytes)) {
       job = new AppendJob(this);
-      const done = (job as AppendJob).add(items, bytes, json, ids);
+      const done = (job as AppendJob).add(items, bytes, json, ids, largest);
       publisher.enqueue(job);
       return done;
     }
-    const done = job.add(items, bytes, json, ids);
+    const done = job.add(items, bytes, json, ids, largest);
     publisher.grew(items.length, bytes);
     return done;
   }
@@ -361,7 +364,7 @@ export class PgHistory implements HistoryStore {
   // ---- internals ----------------------------------------------------------------------
 
   private ddlScript(): string {
-    return `BEGIN; SELECT pg_advisory_xact_lock(${this.lockKey}); ${this.sql.ddl}\nCOMMIT;`;
+    return lockedDdl(this.lockName, this.sql.ddl);
   }
 
   /**
@@ -440,6 +443,7 @@ interface Call {
 export class AppendJob implements PublisherJob {
   size = 0;
   bytes = 0;
+  largest = 0;
   readonly items: AppendItem[] = [];
   private readonly calls: Call[] = [];
   private json = false;
@@ -451,8 +455,9 @@ export class AppendJob implements PublisherJob {
     return this.size === 0 || (this.size + count <= maxBatch && this.bytes + bytes <= maxBatchBytes);
   }
 
-  add(items: readonly AppendItem[], bytes: number, json: boolean, ids: boolean): Promise<AppendOutcome[]> {
+  add(items: readonly AppendItem[], bytes: number, json: boolean, ids: boolean, largest: number): Promise<AppendOutcome[]> {
     for (const item of items) this.items.push(item);
+    if (largest > this.largest) this.largest = largest;
     this.size += items.length;
     this.bytes += bytes;
     if (json) this.json = true;
@@ -575,11 +580,6 @@ function isMissing(e: unknown): boolean {
 
 function notOpened(what: string): BusError {
   return new BusError('not_started', `history of ${what} is not open: call history.open(limits) first`);
-}
-
-/** A 64-bit advisory lock key from a name, as a SQL literal. */
-function advisoryKey(name: string): string {
-  return createHash('sha256').update(name).digest().readBigInt64BE(0).toString();
 }
 
 function reason(e: unknown): string {

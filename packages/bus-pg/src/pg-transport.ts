@@ -3,7 +3,9 @@
  * publishes, delivers and reports state; envelopes, presence and chunking live in RelayBus.
  *
  * Two connections per transport (see session.ts): a LISTEN connection watched by a
- * periodic `SELECT 1` probe, and a publishing connection that batches NOTIFYs. A lost
+ * periodic `SELECT 1` probe, and a publishing connection that batches NOTIFYs. Payloads
+ * above NOTIFY's 8000 bytes go by reference through a table (large-payloads.ts), or, with
+ * `largePayloads: 'chunks'`, as bus-core's chunk frames. A lost
  * connection of either kind turns the state to `reconnecting` until both are back, retried
  * with capped, jittered backoff until close(). The states themselves, the open deadline,
  * close during open, publish gating and the guarded sink are bus-core's TransportLifecycle.
@@ -22,7 +24,8 @@ import {
 import { Backoff, RateLimitedLog, TransportLifecycle, type BackoffOptions } from '@retrotro/bus-core/internal';
 import { Channels } from './channels.js';
 import type { PgClientConfig } from './connection.js';
-import { NotifyPublisher, type PublisherStats } from './notify-publisher.js';
+import { LargePayloads, type LargePayloadStats } from './large-payloads.js';
+import { NOTIFY_MAX_PAYLOAD_BYTES, NotifyPublisher, type PublisherStats } from './notify-publisher.js';
 import { PgHistory } from './pg-history.js';
 import { Session } from './session.js';
 import { checkConnectionString, describeTarget } from './target.js';
@@ -55,6 +58,21 @@ export interface PgTransportOptions {
   maxQueuedMessages?: number;
   /** Most payload bytes waiting to be sent; beyond it publish rejects at once. Default 16 MiB. */
   maxQueuedBytes?: number;
+  /**
+   * How payloads above NOTIFY's limit (7999 bytes) travel. `table` (default): stored in the
+   * UNLOGGED table `<prefix>_large` by the statement that notifies a reference to them; every
+   * listener reads a batch of them back with one SELECT. `chunks`: cut into chunk frames by
+   * the relay, several NOTIFYs each (what pods before bus-pg 0.4 do: use it while a cluster
+   * still runs such pods, which do not read the table).
+   */
+  largePayloads?: 'table' | 'chunks';
+  /** Largest payload with `largePayloads: 'table'`. Default 16 MiB. */
+  maxLargePayloadBytes?: number;
+  /**
+   * How long a large payload stays in the table: a listener further behind than this loses
+   * it (counted in `stats.large.missing` and logged). Default 60000.
+   */
+  largePayloadRetentionMs?: number;
   /** Delay between reconnect attempts. Default 100 ms doubling to 5 s, with jitter. */
   backoff?: BackoffOptions;
   /**
@@ -70,16 +88,18 @@ export interface PgTransportStats extends PublisherStats {
   losses: number;
   /** Times a lost session was rebuilt. */
   reconnects: number;
+  /** Payloads sent and received by reference (`largePayloads: 'table'`), else undefined. */
+  large: LargePayloadStats | undefined;
 }
 
-/** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more. */
-export const NOTIFY_MAX_PAYLOAD_BYTES = 7_999;
+export { NOTIFY_MAX_PAYLOAD_BYTES };
 
 export class PgTransport implements Transport {
   readonly kind = 'postgres';
   readonly target: string;
-  readonly maxPayloadBytes = NOTIFY_MAX_PAYLOAD_BYTES;
-  readonly chunking = true;
+  readonly maxPayloadBytes: number;
+  /** True with `largePayloads: 'chunks'`: the relay cuts larger payloads into chunk frames. */
+  readonly chunking: boolean;
   readonly channels: Channels;
   /** Names this transport's backends in pg_stat_activity (`retrotro-bus/<role>/<id>/<prefix>`). */
   readonly instanceId = randomBytes(4).toString('hex');
@@ -96,6 +116,11 @@ export class PgTransport implements Transport {
   private readonly backoff: Backoff;
   private readonly what: string;
   private readonly life: TransportLifecycle<Session>;
+  private readonly large: LargePayloads | undefined;
+  private readonly statementTimeoutMs: number;
+  private readonly largeLog: RateLimitedLog;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping = false;
 
   private session: Session | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
@@ -115,6 +140,18 @@ export class PgTransport implements Transport {
     this.probeIntervalMs = positive('probeIntervalMs', options.probeIntervalMs ?? 5_000);
     this.probeTimeoutMs = positive('probeTimeoutMs', options.probeTimeoutMs ?? 3_000);
     this.backoff = new Backoff(options.backoff);
+    this.statementTimeoutMs = positive('publishTimeoutMs', options.publishTimeoutMs ?? 10_000);
+    const mode = options.largePayloads ?? 'table';
+    if (mode !== 'table' && mode !== 'chunks')
+      throw new Error(`PgTransport option largePayloads must be 'table' or 'chunks', got ${JSON.stringify(mode)}`);
+    this.chunking = mode === 'chunks';
+    this.large = this.chunking
+      ? undefined
+      : new LargePayloads(this.channels.prefix, positive('largePayloadRetentionMs', options.largePayloadRetentionMs ?? 60_000));
+    this.maxPayloadBytes = this.chunking
+      ? NOTIFY_MAX_PAYLOAD_BYTES
+      : positive('maxLargePayloadBytes', options.maxLargePayloadBytes ?? 16 * 1024 * 1024);
+    this.largeLog = new RateLimitedLog((o, m) => this.log.warn(o, m), 5, 10_000);
     this.life = new TransportLifecycle<Session>(
       {
         connect: (signal) => this.connect(signal),
@@ -137,9 +174,11 @@ export class PgTransport implements Transport {
         maxBatchBytes: positive('maxBatchBytes', options.maxBatchBytes ?? 4 * 1024 * 1024),
         maxQueuedMessages: positive('maxQueuedMessages', options.maxQueuedMessages ?? 10_000),
         maxQueuedBytes: positive('maxQueuedBytes', options.maxQueuedBytes ?? 16 * 1024 * 1024),
-        publishTimeoutMs: positive('publishTimeoutMs', options.publishTimeoutMs ?? 10_000),
+        publishTimeoutMs: this.statementTimeoutMs,
       },
       this.what,
+      this.channels,
+      this.large,
     );
     if (options.history) {
       const publisher = this.publisher;
@@ -152,7 +191,7 @@ export class PgTransport implements Transport {
         what: this.what,
         instanceId: this.instanceId,
         connectTimeoutMs: life.connectTimeoutMs,
-        statementTimeoutMs: positive('publishTimeoutMs', options.publishTimeoutMs ?? 10_000),
+        statementTimeoutMs: this.statementTimeoutMs,
         maxBatch: positive('maxBatch', options.maxBatch ?? 1_000),
         maxBatchBytes: positive('maxBatchBytes', options.maxBatchBytes ?? 4 * 1024 * 1024),
         publisher,
@@ -165,7 +204,7 @@ export class PgTransport implements Transport {
   }
 
   get stats(): PgTransportStats {
-    return { ...this.publisher.stats, losses: this.losses, reconnects: this.reconnects };
+    return { ...this.publisher.stats, losses: this.losses, reconnects: this.reconnects, large: this.large ? { ...this.large.stats } : undefined };
   }
 
   get connected(): boolean {
@@ -211,6 +250,9 @@ export class PgTransport implements Transport {
       channels: this.channels,
       history: this.history !== undefined,
       deliver: (stream, payload) => this.life.deliver(stream, payload),
+      large: this.large,
+      statementTimeoutMs: this.statementTimeoutMs,
+      warn: (detail, message) => this.largeLog.write({ ...detail, target: this.target }, message),
     });
     const abort = () => session.destroy();
     signal.addEventListener('abort', abort, { once: true });
@@ -231,6 +273,11 @@ export class PgTransport implements Transport {
     } else {
       this.probeTimer = setInterval(() => void this.probe(), this.probeIntervalMs);
       this.probeTimer.unref();
+      if (this.large) {
+        // Often enough that one sweep deletes little, so it never holds reads up for long.
+        this.sweepTimer = setInterval(() => void this.sweepLarge(), Math.min(1_000, this.large.retentionMs / 4));
+        this.sweepTimer.unref();
+      }
       this.log.info({ target: this.target, channels: this.channels.all }, 'postgres transport connected');
     }
     session.watch((error) => this.onLost(session, error));
@@ -238,6 +285,7 @@ export class PgTransport implements Transport {
 
   private async shutdown(): Promise<void> {
     clearInterval(this.probeTimer);
+    clearInterval(this.sweepTimer);
     clearTimeout(this.reconnectTimer);
     this.history?.stop();
     this.publisher.detach(new BusError('stopped', `${this.what} was closed; message not sent`));
@@ -274,6 +322,20 @@ export class PgTransport implements Transport {
       if (this.life.state !== 'reconnecting') return;
       this.retryLog.write({ err: e, target: this.target, attempt: this.backoff.attempts }, 'postgres reconnect failed; retrying');
       this.scheduleReconnect();
+    }
+  }
+
+  private async sweepLarge(): Promise<void> {
+    const session = this.session;
+    if (!session || this.sweeping) return;
+    this.sweeping = true;
+    try {
+      await session.sweepLarge(this.statementTimeoutMs);
+    } catch (e) {
+      // A dead connection shows in the probe; anything else is retried at the next tick.
+      this.largeLog.write({ err: e, target: this.target }, 'sweep of large payloads failed; retrying');
+    } finally {
+      this.sweeping = false;
     }
   }
 

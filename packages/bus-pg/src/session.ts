@@ -1,12 +1,14 @@
 /**
- * The connections a transport runs on: one that LISTENs, one that publishes (NOTIFYs and
- * history transactions), and, with history on, one that reads history and sweeps expired
- * events. They live and die together: if any is lost, the whole session is dropped and
- * rebuilt, so the transport has one state to report.
+ * The connections a transport runs on: one that LISTENs (and reads large payloads back),
+ * one that publishes (NOTIFYs and history transactions), and, with history on, one that
+ * reads history and sweeps expired events. They live and die together: if any is lost, the
+ * whole session is dropped and rebuilt, so the transport has one state to report.
  */
 import type { StreamKind } from '@retrotro/bus-core';
 import type { Channels } from './channels.js';
 import { PgConnection, type PgClientConfig } from './connection.js';
+import { LargePayloadReader } from './large-payload-reader.js';
+import type { LargePayloads } from './large-payloads.js';
 import { listen } from './listener.js';
 
 export interface SessionSettings {
@@ -18,6 +20,12 @@ export interface SessionSettings {
   /** Also open a connection for history reads. */
   history?: boolean;
   deliver: (stream: StreamKind, payload: string) => void;
+  /** Payloads above the NOTIFY limit go by table: read references back. */
+  large?: LargePayloads | undefined;
+  /** Bounds each read and sweep of large payloads. */
+  statementTimeoutMs: number;
+  /** Rate-limited warnings (large payloads lost or unreadable). */
+  warn: (detail: Record<string, unknown>, message: string) => void;
 }
 
 export class Session {
@@ -25,6 +33,7 @@ export class Session {
   readonly publisher: PgConnection;
   /** History reads and sweeps (only with history on). */
   readonly reader: PgConnection | undefined;
+  private readonly largeReader: LargePayloadReader | undefined;
   private failure: Error | undefined;
   private onLost: ((error: Error) => void) | undefined;
 
@@ -35,16 +44,18 @@ export class Session {
     this.listener = new PgConnection({ connectionString, clientConfig, applicationName: name('listen') }, report);
     this.publisher = new PgConnection({ connectionString, clientConfig, applicationName: name('notify') }, report);
     this.reader = settings.history ? new PgConnection({ connectionString, clientConfig, applicationName: name('history') }, report) : undefined;
+    const { large, deliver, statementTimeoutMs: timeoutMs, warn } = settings;
+    this.largeReader = large ? new LargePayloadReader({ connection: this.listener, large, deliver, timeoutMs, warn }) : undefined;
   }
 
   /**
-   * Connects both and LISTENs; on any failure both are dropped. Unbounded by itself: the
+   * Connects all and LISTENs; on any failure all are dropped. Unbounded by itself: the
    * transport's lifecycle gives it a deadline and calls destroy() when it passes.
    */
   async open(): Promise<void> {
     try {
       await Promise.all([
-        this.listener.open().then(() => listen(this.listener, this.settings.channels, this.settings.deliver)),
+        this.listener.open().then(() => listen(this.listener, this.settings.channels, this.settings.deliver, this.largeReader)),
         this.publisher.open(),
         this.reader?.open(),
       ]);
@@ -83,6 +94,11 @@ export class Session {
     this.onLost?.(error);
   }
 
+  /** Deletes large payloads past their retention, on the LISTEN connection (which reads them). */
+  async sweepLarge(timeoutMs: number): Promise<void> {
+    await this.settings.large?.sweep(this.listener, timeoutMs);
+  }
+
   pids(): { listener?: number; publisher?: number; reader?: number } {
     const pids: { listener?: number; publisher?: number; reader?: number } = { listener: this.listener.pid, publisher: this.publisher.pid };
     if (this.reader) pids.reader = this.reader.pid;
@@ -90,12 +106,14 @@ export class Session {
   }
 
   destroy(): void {
+    this.largeReader?.close();
     this.listener.destroy();
     this.publisher.destroy();
     this.reader?.destroy();
   }
 
   async close(): Promise<void> {
+    this.largeReader?.close();
     await Promise.all([this.listener.close(), this.publisher.close(), this.reader?.close()]);
   }
 }

@@ -2,7 +2,7 @@
 import net from 'node:net';
 import type { StreamKind, TransportSink, TransportState } from '@retrotro/bus-core';
 import { TcpProxy } from '@retrotro/bus-core/testing';
-import { Client } from 'pg';
+import { Client, escapeIdentifier } from 'pg';
 
 export const DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -11,6 +11,18 @@ export async function adminClient(): Promise<Client> {
   const client = new Client({ connectionString: DATABASE_URL, application_name: 'retrotro-bus-test-admin' });
   await client.connect();
   return client;
+}
+
+/** Drops the large-payload tables (`<prefix>_large`) that tests of these prefixes created. */
+export async function dropLargeTables(prefixes: Iterable<string>): Promise<void> {
+  const names = [...prefixes].map((p) => escapeIdentifier(`${p}_large`));
+  if (names.length === 0) return;
+  const client = await adminClient();
+  try {
+    await client.query(`DROP TABLE IF EXISTS ${names.join(', ')}`);
+  } finally {
+    await client.end();
+  }
 }
 
 export async function terminate(admin: Client, pid: number | undefined): Promise<void> {

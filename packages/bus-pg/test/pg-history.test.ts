@@ -38,7 +38,7 @@ afterEach(async () => {
 afterAll(async () => {
   for (const prefix of prefixes) {
     await admin.query(
-      `DROP TABLE IF EXISTS ${escapeIdentifier(`${prefix}_history_events`)}, ${escapeIdentifier(`${prefix}_history_rooms`)}; ` +
+      `DROP TABLE IF EXISTS ${escapeIdentifier(`${prefix}_history_events`)}, ${escapeIdentifier(`${prefix}_history_rooms`)}, ${escapeIdentifier(`${prefix}_large`)}; ` +
         `DROP FUNCTION IF EXISTS ${escapeIdentifier(`${prefix}_history_append`)}`,
     );
   }
@@ -68,8 +68,15 @@ async function pod(prefix: string, limits: HistoryLimits = LIMITS, options: Part
 
 let msgIds = 0;
 
-/** An item as the relay makes it: history envelope, or its chunk frames when too large. */
-function item(roomId: string, data: unknown, options: { userId?: string; id?: string; podId?: string; except?: string } = {}): AppendItem {
+/**
+ * An item as the relay makes it: its history envelope, or (with `chunks`, the relay over a
+ * transport with `largePayloads: 'chunks'`) its chunk frames when too large.
+ */
+function item(
+  roomId: string,
+  data: unknown,
+  options: { userId?: string; id?: string; podId?: string; except?: string; chunks?: boolean } = {},
+): AppendItem {
   const userId = options.userId ?? 'u1';
   const podId = options.podId ?? 'pod-a';
   const payload = JSON.stringify({ event: 'note', data, from: userId, ...(options.id === undefined ? {} : { id: options.id }) });
@@ -80,7 +87,7 @@ function item(roomId: string, data: unknown, options: { userId?: string; id?: st
     payload,
     frames(offset) {
       const envelope = historyEnvelope({ roomId, podId, offset, payload, ...(options.except === undefined ? {} : { except: options.except }) });
-      if (Buffer.byteLength(envelope) <= 7_999) return [{ stream: 'room', payload: envelope }];
+      if (!options.chunks || Buffer.byteLength(envelope) <= 7_999) return [{ stream: 'room', payload: envelope }];
       return splitIntoChunks(podId, ++msgIds, 'room', envelope, 7_999).map((frame) => ({ stream: 'chunk' as const, payload: frame }));
     },
   };
@@ -355,20 +362,37 @@ describe('PgHistory', () => {
     expect(reread.epoch).not.toBe(remade!.epoch);
   });
 
-  it('delivers a 20 KB event whole (chunk frames in the transaction) and stores it', async () => {
+  it('delivers a 20 KB event whole (stored by reference in the transaction) and keeps it in history', async () => {
     const prefix = newPrefix('large');
-    const { h, sink } = await pod(prefix);
+    const { t, h, sink } = await pod(prefix);
+    const other = await pod(prefix);
     const big = 'é'.repeat(10_000); // 20 000 UTF-8 bytes
     const [o] = await h.append([item('r', big)]);
     await h.append([item('r', 'small')]);
+    for (const s of [sink, other.sink]) {
+      await waitFor('both', () => envelopes(s, 'r').length === 2);
+      const live = envelopes(s, 'r');
+      expect(live[0]!.message.payload.data).toBe(big);
+      expect(live[0]!.offset).toBe(o!.offset);
+      expect(live[1]!.message.payload.data).toBe('small');
+      expect(s.payloads('chunk')).toEqual([]);
+    }
+    expect(t.stats.large).toMatchObject({ stored: 1, read: 1, missing: 0 });
+    const page = await h.read('r', 0, 10);
+    expect(JSON.parse(page.events[0]!.payload).data).toBe(big);
+  });
+
+  it("with largePayloads 'chunks': delivers a 20 KB event whole as chunk frames in the transaction", async () => {
+    const prefix = newPrefix('chunks');
+    const { h, sink } = await pod(prefix, LIMITS, { largePayloads: 'chunks' });
+    const big = 'é'.repeat(10_000);
+    const [o] = await h.append([item('r', big, { chunks: true })]);
+    await h.append([item('r', 'small', { chunks: true })]);
     await waitFor('both', () => envelopes(sink, 'r').length === 2);
     const live = envelopes(sink, 'r');
     expect(live[0]!.message.payload.data).toBe(big);
     expect(live[0]!.offset).toBe(o!.offset);
-    expect(live[1]!.message.payload.data).toBe('small');
     expect(sink.payloads('chunk').length).toBeGreaterThanOrEqual(3);
-    const page = await h.read('r', 0, 10);
-    expect(JSON.parse(page.events[0]!.payload).data).toBe(big);
   });
 
   it('rejects appends and reads at once with BusUnavailableError while the connection is down', async () => {

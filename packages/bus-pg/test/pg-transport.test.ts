@@ -61,12 +61,23 @@ async function expectDelivery(t: PgTransport, sink: RecordingSink, tag: string):
 }
 
 describe('configuration', () => {
-  it('describes itself as a chunking postgres transport with the NOTIFY limit', () => {
+  it('describes itself as a postgres transport that sends large payloads by table, or chunks them when asked', () => {
     const t = new PgTransport({ connectionString: 'postgres://app:s3cret@db.internal/retro', prefix: 'retrotro' });
     expect(t.kind).toBe('postgres');
-    expect(t.maxPayloadBytes).toBe(7999);
-    expect(t.chunking).toBe(true);
+    expect(t.maxPayloadBytes).toBe(16 * 1024 * 1024);
+    expect(t.chunking).toBe(false);
     expect(t.channels.all).toEqual(['retrotro_room', 'retrotro_presence', 'retrotro_control', 'retrotro_chunk']);
+    expect(t.channels.large).toBe('retrotro_large');
+    expect(t.stats.large).toEqual({ stored: 0, read: 0, selects: 0, missing: 0, malformed: 0, swept: 0 });
+    const chunks = new PgTransport({ connectionString: 'postgres://db/retro', largePayloads: 'chunks' });
+    expect(chunks.maxPayloadBytes).toBe(7999);
+    expect(chunks.chunking).toBe(true);
+    expect(chunks.stats.large).toBeUndefined();
+    expect(new PgTransport({ connectionString: 'postgres://db/retro', maxLargePayloadBytes: 1_000_000 }).maxPayloadBytes).toBe(1_000_000);
+    expect(() => new PgTransport({ connectionString: 'postgres://db/retro', largePayloads: 'split' as 'table' })).toThrow(
+      /largePayloads must be 'table' or 'chunks'/,
+    );
+    expect(() => new PgTransport({ connectionString: 'postgres://db/retro', largePayloadRetentionMs: 0 })).toThrow(/largePayloadRetentionMs/);
     // Password masked, default port made explicit.
     expect(t.target).toBe('postgres://app:****@db.internal:5432/retro');
     expect(new PgTransport({ connectionString: 'postgresql://app@[::1]:6543/x?password=s3cret' }).target).toBe(
@@ -184,8 +195,8 @@ describe('delivery', () => {
     ]);
   });
 
-  it('carries payloads up to 7999 UTF-8 bytes and refuses larger ones before sending', async () => {
-    const { t, sink } = await opened();
+  it('with largePayloads chunks: carries payloads up to 7999 UTF-8 bytes and refuses larger ones before sending', async () => {
+    const { t, sink } = await opened({ largePayloads: 'chunks' });
     const fits = '€'.repeat(2666) + 'a'; // 2666 * 3 + 1 = 7999 bytes
     expect(Buffer.byteLength(fits)).toBe(7999);
     await t.publish('chunk', fits);

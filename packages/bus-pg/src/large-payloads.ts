@@ -1,0 +1,140 @@
+/**
+ * Payloads larger than one NOTIFY can carry (8000 bytes) travel by reference: the statement
+ * that NOTIFYs stores the payload in the UNLOGGED table `<prefix>_large` and notifies
+ * `<stream> <key>` on the channel `<prefix>_large` in its place, in the same transaction.
+ * Every listener reads the payloads of the references it holds with one SELECT per batch
+ * (large-payload-reader.ts) and delivers them in notification order.
+ *
+ * Why not chunk frames: PostgreSQL's notification queue is a small SLRU every listener
+ * reads through a global lock, so 10 KB events sent as two 8 KB frames each cost far more
+ * in the queue than a 40-byte reference plus a batched primary-key read. UNLOGGED: the rows
+ * live seconds and skip the WAL; a server crash that empties the table loses only what
+ * was in flight, as it loses the notifications themselves.
+ *
+ * Rows are swept once older than the retention (default 60 s): a listener that falls
+ * further behind than that finds the row gone, counts it in `missing` and logs it.
+ * Go pods do not LISTEN on `<prefix>_large`; they never got our large messages (chunk
+ * frames) either.
+ */
+import { randomBytes } from 'node:crypto';
+import { STREAMS, type StreamKind } from '@retrotro/bus-core';
+import { escapeIdentifier } from 'pg';
+import { withTimeout, type PgConnection } from './connection.js';
+import { lockedDdl } from './ddl.js';
+
+export interface LargePayloadStats {
+  /** Payloads this transport stored (sent by reference). */
+  stored: number;
+  /** Payloads read back for references received. */
+  read: number;
+  /** SELECTs that read them (a burst shares one). */
+  selects: number;
+  /** References whose row was gone (swept: this listener was more than the retention behind). */
+  missing: number;
+  /** References that were not `<stream> <key>`. */
+  malformed: number;
+  /** Rows deleted by this transport's sweeps. */
+  swept: number;
+}
+
+/** Most rows one sweep statement deletes (it repeats while it finds that many). */
+const SWEEP_ROWS = 5_000;
+const FETCH_STATEMENT = 'retrotro_bus_large_read';
+const SWEEP_STATEMENT = 'retrotro_bus_large_sweep';
+const STREAM_NAMES: ReadonlySet<string> = new Set(STREAMS);
+
+export class LargePayloads {
+  readonly stats: LargePayloadStats = { stored: 0, read: 0, selects: 0, missing: 0, malformed: 0, swept: 0 };
+  /** Table and channel share the name `<prefix>_large`. */
+  readonly name: string;
+  /** Creates the table and its index when missing; run on any connection. */
+  readonly setupScript: string;
+  /** $1: keys joined with commas. Returns (key, payload) of those still stored. */
+  readonly fetchSql: string;
+  /** The INSERT of a batch's payloads, used as a CTE by the NOTIFY statement: $3 keys, $4 payloads. */
+  readonly insertSql: (json: boolean) => string;
+  /**
+   * True until the table is known to exist, and again when a statement found it missing:
+   * the publisher creates it before its next statement that stores a payload. Lazily, so a
+   * deployment that never sends one needs no table (nor the right to create it).
+   */
+  needsSetup = true;
+  private readonly sweepSql: string;
+  /** Keys are `<16 hex of this transport><counter in base 36>`: unique without a round trip. */
+  private readonly keyPrefix = randomBytes(8).toString('hex');
+  private counter = 0;
+
+  constructor(
+    prefix: string,
+    readonly retentionMs: number,
+  ) {
+    this.name = `${prefix}_large`;
+    const table = escapeIdentifier(this.name);
+    this.setupScript = lockedDdl(
+      `retrotro-bus large ${prefix}`,
+      `CREATE UNLOGGED TABLE IF NOT EXISTS ${table} (key text PRIMARY KEY, payload text NOT NULL, at timestamptz NOT NULL DEFAULT now());
+       CREATE INDEX IF NOT EXISTS ${escapeIdentifier(`${this.name}_at`)} ON ${table} (at);`,
+    );
+    this.fetchSql = `SELECT key, payload FROM ${table} WHERE key = ANY(string_to_array($1, ','))`;
+    this.insertSql = (json) =>
+      `INSERT INTO ${table} (key, payload) SELECT k, v FROM ROWS FROM (unnest(string_to_array($3, ',')), ${
+        json ? 'json_array_elements_text($4::json)' : "unnest(string_to_array($4, E'\\x1e'))"
+      }) AS s(k, v)`;
+    // SKIP LOCKED: pods sweeping at the same moment split the rows instead of waiting on each other.
+    this.sweepSql = `DELETE FROM ${table} WHERE key IN (SELECT key FROM ${table} WHERE at < now() - make_interval(secs => $1) ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED)`;
+  }
+
+  nextKey(): string {
+    return `${this.keyPrefix}${(this.counter++).toString(36)}`;
+  }
+
+  /** The notification standing for a payload of `stream` stored under `key`. */
+  static reference(stream: StreamKind, key: string): string {
+    return `${stream} ${key}`;
+  }
+
+  /** The stream and key of a reference, or undefined when it is not one. */
+  static parse(text: string): { stream: StreamKind; key: string } | undefined {
+    const space = text.indexOf(' ');
+    const stream = text.slice(0, space);
+    const key = text.slice(space + 1);
+    if (space < 0 || !STREAM_NAMES.has(stream) || !/^[0-9a-z]{17,40}$/.test(key)) return undefined;
+    return { stream: stream as StreamKind, key };
+  }
+
+  /** Creates the table when missing (on the publishing connection, before the first statement that needs it). */
+  async setup(connection: PgConnection, timeoutMs: number): Promise<void> {
+    try {
+      await withTimeout(
+        connection.client.query(this.setupScript),
+        timeoutMs,
+        () => new Error(`creating ${this.name} got no answer within ${timeoutMs} ms`),
+      );
+    } catch (e) {
+      // The script's own BEGIN left a failed transaction open: end it, or every later statement fails.
+      await connection.client.query('ROLLBACK').catch(() => {});
+      throw e;
+    }
+    this.needsSetup = false;
+  }
+
+  /** Deletes rows older than the retention, a few thousand per statement, until none is left. */
+  async sweep(connection: PgConnection, timeoutMs: number): Promise<void> {
+    for (;;) {
+      const query = connection.client.query({ name: SWEEP_STATEMENT, text: this.sweepSql, values: [this.retentionMs / 1000, SWEEP_ROWS] });
+      const { rowCount } = await withTimeout(query, timeoutMs, () => new Error(`sweep of ${this.name} got no answer within ${timeoutMs} ms`));
+      this.stats.swept += rowCount ?? 0;
+      if ((rowCount ?? 0) < SWEEP_ROWS) return;
+    }
+  }
+
+  /** Reads the payloads stored under `keys`; absent keys are absent from the map. */
+  async fetch(connection: PgConnection, keys: readonly string[], timeoutMs: number): Promise<Map<string, string>> {
+    this.stats.selects++;
+    const query = connection.client.query<{ key: string; payload: string }>({ name: FETCH_STATEMENT, text: this.fetchSql, values: [keys.join(',')] });
+    const { rows } = await withTimeout(query, timeoutMs, () => new Error(`read of ${this.name} got no answer within ${timeoutMs} ms`));
+    const found = new Map<string, string>();
+    for (const row of rows) found.set(row.key, row.payload);
+    return found;
+  }
+}
