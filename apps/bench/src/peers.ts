@@ -26,6 +26,10 @@ export interface PeerSpec {
   historySize?: number;
   /** Socket.IO: SIO_ADAPTER of node.ts. */
   sioAdapter?: string;
+  /** Ours: more environment for both pods. */
+  env?: Record<string, string>;
+  /** Measured only at event sizes of at least this (a variant that differs only for large events). */
+  minEventBytes?: number;
 }
 
 export function peerSpecs(bus: BusKind): PeerSpec[] {
@@ -41,7 +45,15 @@ export function peerSpecs(bus: BusKind): PeerSpec[] {
     kind: 'sio',
     sioAdapter: `retrotro-${bus}`,
   };
-  return [ours(1000), ours(0), community, retrotro];
+  // The large-payload path of before (chunk frames), beside the default (by table), at 10 KB only.
+  const chunks: PeerSpec = {
+    ...ours(1000),
+    id: 'ours-h1000-chunks',
+    label: 'ours, HISTORY_SIZE=1000, PG_LARGE_PAYLOADS=chunks',
+    env: { PG_LARGE_PAYLOADS: 'chunks' },
+    minEventBytes: 8_000,
+  };
+  return bus === 'postgres' ? [ours(1000), ours(0), chunks, community, retrotro] : [ours(1000), ours(0), community, retrotro];
 }
 
 /**
@@ -131,7 +143,13 @@ export async function startPeerPair(spec: PeerSpec, prefix: string, targets: Ben
   const started = await Promise.allSettled(
     names.map(async (name): Promise<PeerProcess> => {
       if (spec.kind === 'sio') return startSioNode(name, spec.sioAdapter!, prefix, targets);
-      const pod = await startPod(name, { busType: spec.bus, prefix, targets, historySize: spec.historySize ?? 0, env: extraPodEnv() });
+      const pod = await startPod(name, {
+        busType: spec.bus,
+        prefix,
+        targets,
+        historySize: spec.historySize ?? 0,
+        env: { ...extraPodEnv(), ...spec.env },
+      });
       return { endpoint: { kind: 'ours', name, port: pod.port }, proc: pod.proc, pid: pod.proc.pid!, output: pod.output, httpUrl: pod.httpUrl };
     }),
   );

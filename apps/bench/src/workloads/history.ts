@@ -297,7 +297,7 @@ export async function historyWorkload(
     // Fan-out: workload 6's trials of the two "ours" peers, or the same trials now.
     let cases = fromPeers.filter((c) => c.bus === bus && c.trials['ours-h1000'] && c.trials['ours-h0']);
     if (cases.length === 0) {
-      const specs = peerSpecs(bus).filter((s) => s.kind === 'ours');
+      const specs = peerSpecs(bus).filter((s) => s.kind === 'ours' && s.env === undefined);
       const { started, unavailable } = await startPeers(specs, `${prefix}_hf`, targets, log);
       if (Object.keys(unavailable).length > 0) text.push(`7 history ${bus}: fan-out not measured: ${JSON.stringify(unavailable)}`);
       try {

@@ -198,20 +198,23 @@ export async function peerComparison(buses: readonly BusKind[], prefix: string, 
     unavailable[bus] = missing;
     try {
       await warmUp(started, bus);
+      const at = (bytes: number) => started.filter((p) => bytes >= (p.spec.minEventBytes ?? 0));
       for (const eventBytes of PEER_OPTIONS.sizes) {
-        log(`6 vs Socket.IO: ${bus}, ${sizeName(eventBytes)}, ${started.map((p) => p.spec.id).join(' / ')}`);
+        const peers = at(eventBytes);
+        log(`6 vs Socket.IO: ${bus}, ${sizeName(eventBytes)}, ${peers.map((p) => p.spec.id).join(' / ')}`);
         const o: FixedLoopOptions = { ...PEER_OPTIONS, window: windowFor(eventBytes) };
-        const trials = await interleavedPeers(started, PEER_OPTIONS.trials, (p, t) =>
+        const trials = await interleavedPeers(peers, PEER_OPTIONS.trials, (p, t) =>
           peerTrial(p.pair, eventBytes, `v-${p.spec.id}-${bus[0]}-${eventBytes}-${t}`, o),
         );
-        cases.push({ bus, eventBytes, trials, summaries: started.map((p) => summarizePeer(p.spec, trials[p.spec.id]!)) });
+        cases.push({ bus, eventBytes, trials, summaries: peers.map((p) => summarizePeer(p.spec, trials[p.spec.id]!)) });
       }
       if (PEER_OPTIONS.paced.durationMs > 0) {
+        const peers = at(PEER_OPTIONS.paced.eventBytes);
         log(`6 vs Socket.IO: ${bus}, paced ${PEER_OPTIONS.paced.ratePerSec}/s`);
-        const trials = await interleavedPeers(started, PEER_OPTIONS.trials, (p, t) =>
+        const trials = await interleavedPeers(peers, PEER_OPTIONS.trials, (p, t) =>
           runPacedPeer(p.pair, `vp-${p.spec.id}-${bus[0]}-${t}`, PEER_OPTIONS.paced, PEER_OPTIONS.receivers),
         );
-        paced.push({ bus, trials, summaries: started.map((p) => summarizePaced(p.spec, trials[p.spec.id]!)) });
+        paced.push({ bus, trials, summaries: peers.map((p) => summarizePaced(p.spec, trials[p.spec.id]!)) });
       }
     } finally {
       await Promise.all(started.map((p) => stopPeerPair(p.pair)));
