@@ -6,6 +6,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PresenceTracker } from '@retrotro/bus-core';
+import { PgBus } from '@retrotro/bus-pg';
 import { pino } from 'pino';
 import { Authenticator } from './auth.js';
 import { createBus } from './bus-factory.js';
@@ -61,7 +62,7 @@ async function main(): Promise<void> {
     },
     log,
   );
-  metrics.attach({ hub, bus, handler, timers });
+  metrics.attach({ hub, bus, handler, timers, largePayloads: () => (bus instanceof PgBus ? bus.transport.stats.large : undefined) });
 
   const startTimeout = setTimeout(() => fail(`bus did not connect within 15 s (${bus.status().target})`), 15_000);
   try {

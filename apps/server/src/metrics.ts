@@ -3,6 +3,7 @@
  * bus (cheap on the hot path); this module reads them at scrape time.
  */
 import { STREAMS, type MessageBus } from '@retrotro/bus-core';
+import type { LargePayloadStats } from '@retrotro/bus-pg';
 import client from 'prom-client';
 import type { Handler } from './handler.js';
 import type { Hub } from './hub.js';
@@ -13,6 +14,8 @@ export interface MetricsSources {
   bus: MessageBus;
   handler: Handler;
   timers: TimerService;
+  /** The postgres bus's large-payload counters (undefined on other buses, or with PG_LARGE_PAYLOADS=chunks). */
+  largePayloads?: () => LargePayloadStats | undefined;
 }
 
 export class Metrics {
@@ -94,6 +97,17 @@ export class Metrics {
     counter('retrotro_bus_pods_expired_total', 'Pods declared dead after the presence TTL', () => s().bus.stats.podsExpired);
     counter('retrotro_bus_own_echoes_total', 'Own envelopes dropped on the way back', () => s().bus.stats.ownEchoes);
     counter('retrotro_bus_chunked_messages_total', 'Messages split into chunk frames', () => s().bus.stats.chunkedMessages);
+    new client.Counter({
+      name: 'retrotro_bus_large_payloads_total',
+      help: 'Messages above the NOTIFY limit sent by reference (postgres bus): stored by this pod, read back, missing (swept before read)',
+      labelNames: ['outcome'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const stats = s().largePayloads?.();
+        if (stats) for (const outcome of ['stored', 'read', 'missing'] as const) this.inc({ outcome }, stats[outcome]);
+      },
+    });
     counter('retrotro_history_writes_total', 'Events stored in room history', () => s().bus.stats.historyWrites);
     counter('retrotro_history_duplicates_total', 'Publishes recognised as retries of a stored event', () => s().bus.stats.historyDuplicates);
     counter('retrotro_history_write_failures_total', 'Events that could not be stored', () => s().bus.stats.historyFailures);

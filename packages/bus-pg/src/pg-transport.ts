@@ -62,7 +62,7 @@ export interface PgTransportOptions {
    * How payloads above NOTIFY's limit (7999 bytes) travel. `table` (default): stored in the
    * UNLOGGED table `<prefix>_large` by the statement that notifies a reference to them; every
    * listener reads a batch of them back with one SELECT. `chunks`: cut into chunk frames by
-   * the relay, several NOTIFYs each (what pods before bus-pg 0.4 do: use it while a cluster
+   * the relay, several NOTIFYs each (what bus-pg 0.1 pods do: use it while a cluster
    * still runs such pods, which do not read the table).
    */
   largePayloads?: 'table' | 'chunks';

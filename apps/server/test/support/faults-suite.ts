@@ -173,7 +173,7 @@ export function describeBrokerFaults(busType: 'postgres' | 'nats') {
       const bigFrame = JSON.stringify({ type: 'publish', payload: { event: 'big', data: { text } } });
       expect(Buffer.byteLength(bigFrame)).toBeGreaterThan(8_000 * 4);
       expect(Buffer.byteLength(bigFrame)).toBeLessThan(65_536); // under WS_MAX_PAYLOAD
-      const chunkedBefore = metricValue(await scrapeMetrics(a), 'retrotro_bus_chunked_messages_total');
+      const storedBefore = metricValue(await scrapeMetrics(a), 'retrotro_bus_large_payloads_total', { outcome: 'stored' });
 
       for (const [from, to, tag] of [
         [alice, bob, 'a'],
@@ -193,8 +193,9 @@ export function describeBrokerFaults(busType: 'postgres' | 'nats') {
         expect(from.of('error')).toEqual([]);
       }
       if (busType === 'postgres') {
-        // It did cross the 8000-byte NOTIFY limit, split into chunks.
-        expect(metricValue(await scrapeMetrics(a), 'retrotro_bus_chunked_messages_total')).toBeGreaterThan(chunkedBefore);
+        // It did cross the 8000-byte NOTIFY limit, by reference (the large-payload table).
+        expect(metricValue(await scrapeMetrics(a), 'retrotro_bus_large_payloads_total', { outcome: 'stored' })).toBeGreaterThan(storedBefore);
+        expect(metricValue(await scrapeMetrics(b), 'retrotro_bus_large_payloads_total', { outcome: 'read' })).toBeGreaterThan(0);
       }
     });
 
