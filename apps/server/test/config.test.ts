@@ -63,5 +63,8 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ NATS_ROOM_SUBJECTS: 'tree' })).toThrow(/flat or per-room/);
     expect(loadConfig({ WS_PER_MESSAGE_DEFLATE: 'true' }).perMessageDeflate).toBe(true);
     expect(() => loadConfig({ WS_PER_MESSAGE_DEFLATE: 'maybe' })).toThrow(/WS_PER_MESSAGE_DEFLATE/);
+    expect(loadConfig({}).pgLargePayloads).toBe('table');
+    expect(loadConfig({ PG_LARGE_PAYLOADS: 'chunks' }).pgLargePayloads).toBe('chunks');
+    expect(() => loadConfig({ PG_LARGE_PAYLOADS: 'split' })).toThrow(/PG_LARGE_PAYLOADS must be one of table, chunks/);
   });
 });
