@@ -1,35 +1,42 @@
 /**
- * Process A of the relay ceiling: starts the receiver child (process B), opens both paths
- * (the raw broker and a RelayBus), and runs alternating trials on them. In a trial A
- * publishes as fast as B keeps up (at most `window` messages not yet confirmed by B) and
- * the delivery rate is read off B's progress reports. Alternating short trials and taking
- * the median keeps a noisy neighbour from favouring one path.
+ * Process A of the relay ceiling: starts the receiver child (process B), opens every path of
+ * a case (the raw broker, one RelayBus per relay path), and runs alternating trials on them.
+ * In a trial A publishes as fast as B keeps up (at most `window` messages not yet confirmed
+ * by B) and the delivery rate is read off B's progress reports. Alternating short trials and
+ * taking the median keeps a noisy neighbour from favouring one path.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Frame, LocalHub } from '@retrotro/bus-core';
-import { NatsBus } from '@retrotro/bus-nats';
-import { PgBus, PgTransport } from '@retrotro/bus-pg';
+import { PgTransport } from '@retrotro/bus-pg';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import type { BenchTargets, BusKind } from '../config.js';
 import { nowUs, sleep } from '../clock.js';
 import { stopProcess, track } from '../pods.js';
 import { addIntegrity, median, noFaults, type Integrity } from '../stats.js';
-import { CEILING_MESSAGE_BYTES, RAW_STREAM, rawPayload, type CeilingPath, type FromReceiver, type ToReceiver } from './protocol.js';
+import { RAW_STREAM, rawPad, rawParts, rawPayload, startRelay, type CeilingPath, type FromReceiver, type ToReceiver } from './protocol.js';
 
 const RECEIVER = fileURLToPath(new URL('./receiver.js', import.meta.url));
 
 export interface CeilingOptions {
-  /** Trials per path, alternating raw and relay. */
+  /** Trials per path, alternating the paths. */
   rounds: number;
-  window: number;
   warmupMs: number;
   measureMs: number;
   drainMs: number;
   maxMessages: number;
   /** Raw PostgreSQL: payloads per NOTIFY statement. */
   rawBatch: number;
+}
+
+/** One message size and the paths measured at it. */
+export interface CeilingCase {
+  /** The relay's frame once serialised; the raw message, all its parts together. */
+  bytes: number;
+  /** Most messages sent and not yet confirmed by B. */
+  window: number;
+  paths: CeilingPath[];
 }
 
 export interface TrialResult {
@@ -105,10 +112,11 @@ class Receiver {
     await Promise.race([ready, sleep(15_000).then(() => Promise.reject(this.failure ?? new Error('ceiling receiver not ready in 15 s')))]);
   }
 
-  beginTrial(path: CeilingPath, capacity: number): void {
+  beginTrial(path: CeilingPath, capacity: number, window: number): void {
     this.count = 0;
     this.samples = [];
-    this.send({ cmd: 'trial', path, capacity });
+    // Reports a few times per window at least, or A would wait for B's 5 ms tick to send more.
+    this.send({ cmd: 'trial', path, capacity, progressEvery: Math.min(1_000, Math.ceil(window / 4)) });
   }
 
   async endTrial(sent: number): Promise<TrialReport> {
@@ -160,18 +168,23 @@ const silentHub: LocalHub = {
   cancelPendingDisconnect() {},
 };
 
-async function openRaw(bus: BusKind, prefix: string, targets: BenchTargets, o: CeilingOptions): Promise<Publisher> {
-  const pad = 'x'.repeat(CEILING_MESSAGE_BYTES - 8);
+async function openRaw(bus: BusKind, prefix: string, targets: BenchTargets, o: CeilingOptions, bytes: number): Promise<Publisher> {
+  const parts = rawParts(bus, bytes);
+  const pad = rawPad(bytes, parts);
   if (bus === 'postgres') {
+    // rawBatch counts payloads, the parts of a message staying in one statement.
+    const perStatement = Math.max(1, Math.floor(o.rawBatch / parts));
     const client = new pg.Client({ connectionString: targets.databaseUrl, application_name: 'retrotro-bench/raw-notify' });
     await client.connect();
     const channel = `${prefix}_${RAW_STREAM}`;
     let statements = 0;
     return {
       async publish(first, n) {
-        for (let i = 0; i < n; i += o.rawBatch) {
+        for (let i = 0; i < n; i += perStatement) {
           const batch: string[] = [];
-          for (let j = i; j < Math.min(n, i + o.rawBatch); j++) batch.push(rawPayload(first + j, pad));
+          for (let j = i; j < Math.min(n, i + perStatement); j++) {
+            for (let part = 0; part < parts; part++) batch.push(rawPayload((first + j) * parts + part, pad));
+          }
           statements++;
           await client.query({ name: 'bench_raw_notify', text: 'SELECT pg_notify($1, x) FROM unnest($2::text[]) x', values: [channel, batch] });
         }
@@ -193,14 +206,17 @@ async function openRaw(bus: BusKind, prefix: string, targets: BenchTargets, o: C
   };
 }
 
-async function openRelay(bus: BusKind, prefix: string, roomId: string, targets: BenchTargets): Promise<Publisher> {
-  const common = { podId: 'bench-ceiling-a', prefix };
-  const relay =
-    bus === 'postgres' ? new PgBus({ ...common, connectionString: targets.databaseUrl }) : new NatsBus({ ...common, servers: targets.natsUrl });
-  await relay.start(silentHub);
-  await relay.whenReady();
-  // A frame of CEILING_MESSAGE_BYTES once serialised (the envelope adds pod, room and seq).
-  const framePad = 'x'.repeat(CEILING_MESSAGE_BYTES - JSON.stringify({ type: 'event', payload: { seq: 1000000, pad: '' } }).length);
+async function openRelay(
+  bus: BusKind,
+  path: Exclude<CeilingPath, 'raw'>,
+  prefix: string,
+  roomId: string,
+  targets: BenchTargets,
+  bytes: number,
+): Promise<Publisher> {
+  const relay = await startRelay(bus, path, prefix, 'bench-ceiling-a', targets, silentHub);
+  // A frame of `bytes` once serialised (the envelope adds pod, room and seq).
+  const framePad = 'x'.repeat(bytes - JSON.stringify({ type: 'event', payload: { seq: 1000000, pad: '' } }).length);
   let failed = 0;
   const count = (r: { ok: boolean }) => {
     if (!r.ok) failed++;
@@ -218,8 +234,8 @@ async function openRelay(bus: BusKind, prefix: string, roomId: string, targets: 
   };
 }
 
-async function trial(path: CeilingPath, publisher: Publisher, receiver: Receiver, o: CeilingOptions): Promise<TrialResult> {
-  receiver.beginTrial(path, o.maxMessages);
+async function trial(path: CeilingPath, publisher: Publisher, receiver: Receiver, o: CeilingOptions, window: number): Promise<TrialResult> {
+  receiver.beginTrial(path, o.maxMessages, window);
   const failedBefore = publisher.failures();
   const statementsBefore = publisher.statements();
   const cpuBefore = process.cpuUsage();
@@ -230,7 +246,7 @@ async function trial(path: CeilingPath, publisher: Publisher, receiver: Receiver
   let lastCount = 0;
   let lastMove = Date.now();
   while (nowUs() < tEnd && sent < o.maxMessages) {
-    const room = Math.min(o.window - (sent - receiver.count), o.maxMessages - sent);
+    const room = Math.min(window - (sent - receiver.count), o.maxMessages - sent);
     if (room > 0) {
       const first = sent;
       sent += room;
@@ -271,20 +287,29 @@ function summarise(trials: TrialResult[]): PathResult {
   };
 }
 
-export async function runCeiling(bus: BusKind, prefix: string, targets: BenchTargets, o: CeilingOptions): Promise<Record<CeilingPath, PathResult>> {
+export async function runCeiling(
+  bus: BusKind,
+  prefix: string,
+  targets: BenchTargets,
+  o: CeilingOptions,
+  c: CeilingCase,
+): Promise<Partial<Record<CeilingPath, PathResult>>> {
   const roomId = 'ceiling';
   const receiver = new Receiver();
   const publishers: Partial<Record<CeilingPath, Publisher>> = {};
   try {
-    await receiver.open({ cmd: 'open', bus, prefix, roomId, targets });
-    publishers.raw = await openRaw(bus, prefix, targets, o);
-    publishers.relay = await openRelay(bus, prefix, roomId, targets);
-    const trials: Record<CeilingPath, TrialResult[]> = { raw: [], relay: [] };
-    for (let round = 0; round < o.rounds; round++) {
-      const order: CeilingPath[] = round % 2 === 0 ? ['raw', 'relay'] : ['relay', 'raw'];
-      for (const path of order) trials[path].push(await trial(path, publishers[path]!, receiver, o));
+    await receiver.open({ cmd: 'open', bus, prefix, roomId, targets, bytes: c.bytes, paths: c.paths });
+    for (const path of c.paths) {
+      publishers[path] =
+        path === 'raw' ? await openRaw(bus, prefix, targets, o, c.bytes) : await openRelay(bus, path, prefix, roomId, targets, c.bytes);
     }
-    return { raw: summarise(trials.raw), relay: summarise(trials.relay) };
+    const trials = new Map(c.paths.map((path) => [path, [] as TrialResult[]]));
+    for (let round = 0; round < o.rounds; round++) {
+      // Each round starts one path further on (raw, relay; relay, raw; ...), so no path always goes first.
+      const order = c.paths.map((_, i) => c.paths[(round + i) % c.paths.length]!);
+      for (const path of order) trials.get(path)!.push(await trial(path, publishers[path]!, receiver, o, c.window));
+    }
+    return Object.fromEntries([...trials].map(([path, t]) => [path, summarise(t)]));
   } finally {
     await Promise.allSettled(Object.values(publishers).map((p) => p.close()));
     await receiver.close();

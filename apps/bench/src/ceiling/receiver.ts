@@ -1,24 +1,22 @@
 /**
- * Process B of the relay ceiling: receives on the raw broker and through a RelayBus, checks
- * every sequence number of the trial under way, and reports progress to process A over IPC.
+ * Process B of the relay ceiling: receives on the raw broker and through one RelayBus per
+ * relay path, checks every sequence number of the trial under way, and reports progress to
+ * process A over IPC.
  */
 import type { Frame, LocalHub } from '@retrotro/bus-core';
-import { NatsBus } from '@retrotro/bus-nats';
-import { PgBus } from '@retrotro/bus-pg';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { nowUs } from '../clock.js';
 import { SeqTracker, sumIntegrity } from '../stats.js';
-import { RAW_STREAM, type CeilingPath, type FromReceiver, type ToReceiver } from './protocol.js';
+import { RAW_STREAM, rawParts, startRelay, type CeilingPath, type FromReceiver, type ToReceiver } from './protocol.js';
 
-const PROGRESS_EVERY = 1_000;
 const PROGRESS_MS = 5;
 
 function tell(message: FromReceiver): void {
   process.send?.(message);
 }
 
-let trial: { path: CeilingPath; tracker: SeqTracker; cpu: NodeJS.CpuUsage } | undefined;
+let trial: { path: CeilingPath; tracker: SeqTracker; cpu: NodeJS.CpuUsage; progressEvery: number } | undefined;
 let reported = 0;
 let stray = 0;
 const closers: Array<() => Promise<unknown>> = [];
@@ -29,7 +27,7 @@ function arrived(path: CeilingPath, seq: number): void {
     return;
   }
   trial.tracker.record(seq);
-  if (trial.tracker.unique - reported >= PROGRESS_EVERY) report();
+  if (trial.tracker.unique - reported >= trial.progressEvery) report();
 }
 
 function report(): void {
@@ -38,34 +36,47 @@ function report(): void {
   tell({ type: 'progress', count: reported, atUs: nowUs() });
 }
 
-const hub: LocalHub = {
+const hub = (path: CeilingPath): LocalHub => ({
   deliverLocal(_roomId: string, frame: Frame) {
-    arrived('relay', (frame.payload as { seq: number }).seq);
+    arrived(path, (frame.payload as { seq: number }).seq);
   },
   participantJoined() {},
   participantLeft() {},
   cancelPendingDisconnect() {},
-};
+});
+
+/** A raw message in `parts` payloads, numbered seq * parts + part (rawPayload). */
+function rawReceiver(parts: number): (n: number) => void {
+  let next = -1; // the part that continues the message under way
+  return (n) => {
+    // A part not following the one before: its message is incomplete, hence lost.
+    if (n % parts !== 0 && n !== next) return;
+    next = n + 1;
+    if (next % parts === 0) arrived('raw', next / parts - 1);
+  };
+}
 
 async function open(m: Extract<ToReceiver, { cmd: 'open' }>): Promise<void> {
-  if (m.bus === 'postgres') {
-    const client = new pg.Client({ connectionString: m.targets.databaseUrl, application_name: 'retrotro-bench/raw-listen' });
-    await client.connect();
-    client.on('notification', (n) => arrived('raw', parseInt(n.payload ?? '', 10)));
-    await client.query(`LISTEN ${pg.escapeIdentifier(`${m.prefix}_${RAW_STREAM}`)}`);
-    closers.push(() => client.end());
-  } else {
-    const nc = await connect({ servers: m.targets.natsUrl });
-    nc.subscribe(`${m.prefix}.${RAW_STREAM}`, { callback: (_err, msg) => arrived('raw', parseInt(msg.string(), 10)) });
-    await nc.flush();
-    closers.push(() => nc.close());
+  if (m.paths.includes('raw')) {
+    const raw = rawReceiver(rawParts(m.bus, m.bytes));
+    if (m.bus === 'postgres') {
+      const client = new pg.Client({ connectionString: m.targets.databaseUrl, application_name: 'retrotro-bench/raw-listen' });
+      await client.connect();
+      client.on('notification', (n) => raw(parseInt(n.payload ?? '', 10)));
+      await client.query(`LISTEN ${pg.escapeIdentifier(`${m.prefix}_${RAW_STREAM}`)}`);
+      closers.push(() => client.end());
+    } else {
+      const nc = await connect({ servers: m.targets.natsUrl });
+      nc.subscribe(`${m.prefix}.${RAW_STREAM}`, { callback: (_err, msg) => raw(parseInt(msg.string(), 10)) });
+      await nc.flush();
+      closers.push(() => nc.close());
+    }
   }
-  const common = { podId: 'bench-ceiling-b', prefix: m.prefix };
-  const bus =
-    m.bus === 'postgres' ? new PgBus({ ...common, connectionString: m.targets.databaseUrl }) : new NatsBus({ ...common, servers: m.targets.natsUrl });
-  await bus.start(hub);
-  await bus.whenReady();
-  closers.push(() => bus.stop());
+  for (const path of m.paths) {
+    if (path === 'raw') continue;
+    const bus = await startRelay(m.bus, path, m.prefix, 'bench-ceiling-b', m.targets, hub(path));
+    closers.push(() => bus.stop());
+  }
   setInterval(report, PROGRESS_MS).unref();
   tell({ type: 'ready' });
 }
@@ -78,7 +89,7 @@ process.on('message', (m: ToReceiver) => {
     case 'trial':
       reported = 0;
       stray = 0;
-      trial = { path: m.path, tracker: new SeqTracker(m.capacity), cpu: process.cpuUsage() };
+      trial = { path: m.path, tracker: new SeqTracker(m.capacity), cpu: process.cpuUsage(), progressEvery: m.progressEvery };
       return;
     case 'end-trial': {
       if (!trial) return;
