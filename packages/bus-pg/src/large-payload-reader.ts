@@ -7,7 +7,8 @@
  * stream, until its payload is read. The references that arrive in one turn of the event
  * loop share one SELECT; while a SELECT runs, new ones gather for the next, so a burst
  * costs a few statements, not one per event. The reads run on the LISTEN connection itself:
- * a pod that listens is the one that reads, and it needs no connection of its own.
+ * a pod that listens is the one that reads, and it needs no connection of its own. Its own
+ * references it resolves from memory (LargePayloads.takeOwn), without a SELECT.
  */
 import type { StreamKind } from '@retrotro/bus-core';
 import { isConnectionError, type PgConnection } from './connection.js';
@@ -57,6 +58,11 @@ export class LargePayloadReader {
       this.o.large.stats.malformed++;
       this.o.warn({ channel: this.o.large.name, sample: text.slice(0, 80) }, 'malformed large-payload reference dropped');
       return;
+    }
+    const own = this.o.large.takeOwn(ref.key);
+    if (own !== undefined) {
+      this.o.large.stats.read++;
+      return this.plain(ref.stream, own);
     }
     const entry: Held = { stream: ref.stream, payload: undefined, key: ref.key };
     this.held.push(entry);

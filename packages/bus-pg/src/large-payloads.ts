@@ -11,6 +11,10 @@
  * live seconds and skip the WAL; a server crash that empties the table loses only what
  * was in flight, as it loses the notifications themselves.
  *
+ * A pod reads its own references from memory, not the table: it keeps each payload it
+ * stored until its own listener sees the reference (they come back in the order stored,
+ * so anything older still kept never will, and goes too).
+ *
  * Rows are swept once older than the retention (default 60 s): a listener that falls
  * further behind than that finds the row gone, counts it in `missing` and logs it.
  * Go pods do not LISTEN on `<prefix>_large`; they never got our large messages (chunk
@@ -37,6 +41,8 @@ export interface LargePayloadStats {
   swept: number;
 }
 
+/** Most payload characters kept for the own listener; beyond it, it reads them from the table. */
+const MAX_OWN_UNITS = 16 * 1024 * 1024;
 /** Most rows one sweep statement deletes (it repeats while it finds that many). */
 const SWEEP_ROWS = 5_000;
 const FETCH_STATEMENT = 'retrotro_bus_large_read';
@@ -63,6 +69,9 @@ export class LargePayloads {
   /** Keys are `<16 hex of this transport><counter in base 36>`: unique without a round trip. */
   private readonly keyPrefix = randomBytes(8).toString('hex');
   private counter = 0;
+  /** Payloads this transport stored whose reference its own listener has not seen yet, oldest first. */
+  private readonly own = new Map<string, string>();
+  private ownUnits = 0;
 
   constructor(
     prefix: string,
@@ -72,7 +81,10 @@ export class LargePayloads {
     const table = escapeIdentifier(this.name);
     this.setupScript = lockedDdl(
       `retrotro-bus large ${prefix}`,
+      // EXTERNAL: out of line but not compressed; a row lives seconds and is read by every pod,
+      // so compressing it once and decompressing it on every pod costs more than it saves.
       `CREATE UNLOGGED TABLE IF NOT EXISTS ${table} (key text PRIMARY KEY, payload text NOT NULL, at timestamptz NOT NULL DEFAULT now());
+       ALTER TABLE ${table} ALTER COLUMN payload SET STORAGE EXTERNAL;
        CREATE INDEX IF NOT EXISTS ${escapeIdentifier(`${this.name}_at`)} ON ${table} (at);`,
     );
     this.fetchSql = `SELECT key, payload FROM ${table} WHERE key = ANY(string_to_array($1, ','))`;
@@ -84,8 +96,35 @@ export class LargePayloads {
     this.sweepSql = `DELETE FROM ${table} WHERE key IN (SELECT key FROM ${table} WHERE at < now() - make_interval(secs => $1) ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED)`;
   }
 
-  nextKey(): string {
-    return `${this.keyPrefix}${(this.counter++).toString(36)}`;
+  /** A key for `payload`, which this transport is about to store (and keeps for its own listener). */
+  keyFor(payload: string): string {
+    const key = `${this.keyPrefix}${(this.counter++).toString(36)}`;
+    if (this.ownUnits + payload.length <= MAX_OWN_UNITS) {
+      this.own.set(key, payload);
+      this.ownUnits += payload.length;
+    }
+    return key;
+  }
+
+  /**
+   * The payload of one of this transport's own references, from memory (undefined: read it
+   * from the table). Entries older than it are dropped: their statements never committed.
+   */
+  takeOwn(key: string): string | undefined {
+    const payload = this.own.get(key);
+    if (payload === undefined) return undefined;
+    for (const [k, p] of this.own) {
+      this.own.delete(k);
+      this.ownUnits -= p.length;
+      if (k === key) break;
+    }
+    return payload;
+  }
+
+  /** The session was lost: references of what is kept may never come back. */
+  forgetOwn(): void {
+    this.own.clear();
+    this.ownUnits = 0;
   }
 
   /** The notification standing for a payload of `stream` stored under `key`. */

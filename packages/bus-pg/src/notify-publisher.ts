@@ -200,7 +200,7 @@ export class NotifyPublisher {
   private add(statement: Statement, channel: string, payload: string): void {
     const large = this.largePayloads;
     if (large !== undefined && payload.length > NOTIFY_UNITS && Buffer.byteLength(payload, 'utf8') > NOTIFY_MAX_PAYLOAD_BYTES) {
-      const key = large.nextKey();
+      const key = large.keyFor(payload);
       statement.channels.push(this.streams.large);
       statement.payloads.push(LargePayloads.reference(this.streams.streamOf(channel) ?? 'room', key));
       statement.keys.push(key);

@@ -302,6 +302,7 @@ export class PgTransport implements Transport {
     this.losses++;
     // Fail what waits before anyone hears about it, so nothing new joins a dead queue.
     this.publisher.detach(new BusUnavailableError(this.what));
+    this.large?.forgetOwn();
     this.log.warn({ err: error, target: this.target }, 'postgres connection lost; reconnecting');
     this.life.lost(error);
     this.scheduleReconnect();
