@@ -38,6 +38,7 @@
  * it grows with the offset within a room and expired rows are always the oldest ones.
  */
 import { escapeIdentifier } from 'pg';
+import { inlineCompressed } from './ddl.js';
 
 export interface HistoryNames {
   rooms: string;
@@ -139,6 +140,7 @@ CREATE TABLE IF NOT EXISTS ${events} (
   payload text NOT NULL,
   PRIMARY KEY (room_id, event_offset)
 );
+${inlineCompressed(events, 'payload')}
 CREATE UNIQUE INDEX IF NOT EXISTS ${cidIndex} ON ${events} (room_id, user_id, client_id) WHERE client_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS ${ageIndex} ON ${events} (created_at);
 CREATE OR REPLACE FUNCTION ${append}(

@@ -24,7 +24,7 @@ import { randomBytes } from 'node:crypto';
 import { STREAMS, type StreamKind } from '@retrotro/bus-core';
 import { escapeIdentifier } from 'pg';
 import { withTimeout, type PgConnection } from './connection.js';
-import { lockedDdl } from './ddl.js';
+import { inlineCompressed, lockedDdl } from './ddl.js';
 
 export interface LargePayloadStats {
   /** Payloads this transport stored (sent by reference). */
@@ -81,10 +81,8 @@ export class LargePayloads {
     const table = escapeIdentifier(this.name);
     this.setupScript = lockedDdl(
       `retrotro-bus large ${prefix}`,
-      // EXTERNAL: out of line but not compressed; a row lives seconds and is read by every pod,
-      // so compressing it once and decompressing it on every pod costs more than it saves.
       `CREATE UNLOGGED TABLE IF NOT EXISTS ${table} (key text PRIMARY KEY, payload text NOT NULL, at timestamptz NOT NULL DEFAULT now());
-       ALTER TABLE ${table} ALTER COLUMN payload SET STORAGE EXTERNAL;
+       ${inlineCompressed(table, 'payload')}
        CREATE INDEX IF NOT EXISTS ${escapeIdentifier(`${this.name}_at`)} ON ${table} (at);`,
     );
     this.fetchSql = `SELECT key, payload FROM ${table} WHERE key = ANY(string_to_array($1, ','))`;

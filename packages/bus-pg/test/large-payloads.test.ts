@@ -111,6 +111,23 @@ describe('large payloads by table', () => {
     expect(c.t.stats.large!.selects).toBeLessThan(c.t.stats.large!.read);
   });
 
+  it('are stored compressed in the row (lz4, no TOAST) when they compress like text', async () => {
+    const prefix = uniquePrefix('lpinline');
+    const a = await pod(prefix);
+    const words = 'the team went well next sprint we could improve action item review retro board card vote timer note idea'.split(' ');
+    let text = '';
+    for (let i = 0; text.length < 10_240; i++) text += `${words[(i * 7919) % words.length]} `;
+    await a.t.publish('room', text);
+    await waitFor('delivered', () => a.sink.received.length === 1);
+    const table = escapeIdentifier(`${prefix}_large`);
+    const { rows } = await admin.query<{ storage: string; compression: string; toast: string }>(
+      `SELECT (SELECT attstorage FROM pg_attribute WHERE attrelid = '${table}'::regclass AND attname = 'payload') AS storage,
+              (SELECT pg_column_compression(payload) FROM ${table} LIMIT 1) AS compression,
+              (SELECT pg_relation_size(reltoastrelid) FROM pg_class WHERE oid = '${table}'::regclass) AS toast`,
+    );
+    expect(rows[0]).toEqual({ storage: 'm', compression: 'lz4', toast: '0' });
+  });
+
   it('are swept from the table once older than the retention', async () => {
     const prefix = uniquePrefix('lpsweep');
     const a = await pod(prefix, { largePayloadRetentionMs: 300 });

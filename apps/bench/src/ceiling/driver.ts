@@ -16,6 +16,7 @@ import { nowUs, sleep } from '../clock.js';
 import { stopProcess, track } from '../pods.js';
 import { addIntegrity, median, noFaults, type Integrity } from '../stats.js';
 import { RAW_STREAM, rawPad, rawParts, rawPayload, startRelay, type CeilingPath, type FromReceiver, type ToReceiver } from './protocol.js';
+import { textPadding } from '../padding.js';
 
 const RECEIVER = fileURLToPath(new URL('./receiver.js', import.meta.url));
 
@@ -216,7 +217,7 @@ async function openRelay(
 ): Promise<Publisher> {
   const relay = await startRelay(bus, path, prefix, 'bench-ceiling-a', targets, silentHub);
   // A frame of `bytes` once serialised (the envelope adds pod, room and seq).
-  const framePad = 'x'.repeat(bytes - JSON.stringify({ type: 'event', payload: { seq: 1000000, pad: '' } }).length);
+  const framePad = textPadding(bytes - JSON.stringify({ type: 'event', payload: { seq: 1000000, pad: '' } }).length);
   let failed = 0;
   const count = (r: { ok: boolean }) => {
     if (!r.ok) failed++;

@@ -7,6 +7,7 @@ import { NatsBus } from '@retrotro/bus-nats';
 import { PgBus } from '@retrotro/bus-pg';
 import type { BenchTargets, BusKind } from '../config.js';
 import type { Integrity } from '../stats.js';
+import { textPadding } from '../padding.js';
 
 /**
  * raw: the broker alone; relay: a RelayBus (PgBus / NatsBus) on each side, default options
@@ -41,7 +42,7 @@ export function rawParts(bus: BusKind, bytes: number): number {
 
 /** Padding of each raw payload, so that the parts of a message add up to `bytes` (the number takes up to 8). */
 export function rawPad(bytes: number, parts: number): string {
-  return 'x'.repeat(Math.floor(bytes / parts) - 8);
+  return textPadding(Math.floor(bytes / parts) - 8);
 }
 
 /**

@@ -18,6 +18,7 @@ import { nowUs, sleep } from '../clock.js';
 import { podWsUrl } from '../pods.js';
 import { issueToken } from '../token.js';
 import { NOT_EVENT, parseEvent, parsedSentUs, PROBE } from './ws.js';
+import { textPadding } from '../padding.js';
 
 export type ServerKind = 'ours' | 'sio';
 
@@ -58,7 +59,7 @@ const JOIN_TIMEOUT_MS = 10_000;
 /** The padding that makes `frameOverhead + data` about `eventBytes` long. */
 export function padFor(eventBytes: number, frameOverhead: number): string {
   const header = 8 + 1 + 13 + 1; // typical "<seq>.<µs>."
-  return 'x'.repeat(Math.max(1, eventBytes - frameOverhead - header));
+  return textPadding(Math.max(1, eventBytes - frameOverhead - header));
 }
 
 /** Offset at the tail of an event frame (`..."offset":123}}`), or 0. */

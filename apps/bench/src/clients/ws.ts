@@ -8,6 +8,7 @@ import WebSocket from 'ws';
 import { nowUs } from '../clock.js';
 import { podWsUrl, type PodEndpoint } from '../pods.js';
 import { issueToken } from '../token.js';
+import { textPadding } from '../padding.js';
 
 const JOIN_TIMEOUT_MS = 10_000;
 
@@ -103,7 +104,7 @@ export class EventWriter {
       payload: { event: 'b', data: '', from: { userId: socket.userId, userName: socket.name } },
     }).length;
     const header = 8 + 1 + 13 + 1; // typical "<seq>.<µs>."
-    this.pad = 'x'.repeat(Math.max(1, eventBytes - overhead - header));
+    this.pad = textPadding(Math.max(1, eventBytes - overhead - header));
   }
 
   send(seq: number): void {

@@ -14,6 +14,7 @@ import { nowUs, sleep, waitFor } from '../clock.js';
 import { podWsUrl, type PodEndpoint } from '../pods.js';
 import { addIntegrity, noFaults, SeqTracker, sumIntegrity, type Integrity } from '../stats.js';
 import { issueToken } from '../token.js';
+import { textPadding } from '../padding.js';
 
 export interface CurveJob {
   type: 'job';
@@ -119,7 +120,7 @@ async function run(job: CurveJob): Promise<void> {
       });
     });
   });
-  const pad = 'x'.repeat(Math.max(1, job.eventBytes - 150));
+  const pad = textPadding(Math.max(1, job.eventBytes - 150));
   let sent = 0;
   let deliveredAtMark = -1;
   let deliveredAtEnd = -1;

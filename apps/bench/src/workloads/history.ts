@@ -25,6 +25,7 @@ import { freshRoom } from './cluster.js';
 import { windowFor } from './fan-out.js';
 import { interleavedPeers, warmUp, PEER_OPTIONS, peerTrial, startPeers, summarizePeer, type PeerCase, type PeerTrial } from './peers.js';
 import { peerSpecs, stopPeerPair } from '../peers.js';
+import { textPadding } from '../padding.js';
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 
@@ -69,7 +70,7 @@ class Socket {
     readonly ws: WebSocket,
     eventBytes: number,
   ) {
-    this.pad = 'x'.repeat(Math.max(1, eventBytes - 150));
+    this.pad = textPadding(Math.max(1, eventBytes - 150));
     ws.on('message', (data: Buffer) => {
       if (data.toString('latin1', 0, ACK.length) === ACK) this.acks++;
       else if (data.toString('latin1', 0, ERROR.length) === ERROR) {
