@@ -46,14 +46,14 @@ export function peerSpecs(bus: BusKind): PeerSpec[] {
     sioAdapter: `retrotro-${bus}`,
   };
   // The large-payload path of before (chunk frames), beside the default (by table), at 10 KB only.
-  const chunks: PeerSpec = {
-    ...ours(1000),
-    id: 'ours-h1000-chunks',
-    label: 'ours, HISTORY_SIZE=1000, PG_LARGE_PAYLOADS=chunks',
+  const chunks = (h: number): PeerSpec => ({
+    ...ours(h),
+    id: `ours-h${h}-chunks`,
+    label: `ours, HISTORY_SIZE=${h}, PG_LARGE_PAYLOADS=chunks`,
     env: { PG_LARGE_PAYLOADS: 'chunks' },
     minEventBytes: 8_000,
-  };
-  return bus === 'postgres' ? [ours(1000), ours(0), chunks, community, retrotro] : [ours(1000), ours(0), community, retrotro];
+  });
+  return bus === 'postgres' ? [ours(1000), ours(0), chunks(1000), chunks(0), community, retrotro] : [ours(1000), ours(0), community, retrotro];
 }
 
 /**

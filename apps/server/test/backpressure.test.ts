@@ -1,5 +1,6 @@
 /**
- * Overload without loss: a publisher floods pod A faster than PostgreSQL takes its events.
+ * Overload without loss: a publisher floods pod A faster than PostgreSQL takes its events
+ * (small ones, and 10 KB ones that go by reference through the large-payload table).
  * The pod stops reading from it while too much is unacknowledged (a low high-water mark
  * here, to get there quickly) instead of refusing its events: every event is acknowledged
  * and delivered, in order, memory stays bounded, and another socket on the pod still gets
@@ -53,6 +54,35 @@ describe('backpressure over postgres', () => {
     expect(offsets).toEqual([...offsets].sort((x, y) => x - y));
     // Backpressure did engage, and the pod never held the whole flood.
     expect(metricValue(await scrapeMetrics(a), 'retrotro_publishers_paused_total')).toBeGreaterThan(0);
+    expect(peakMiB(a)).toBeLessThan(400);
+  });
+
+  it('10 KB events flooding over PostgreSQL go by reference: all acked, delivered whole and in order, none missing', {
+    timeout: 180_000,
+  }, async () => {
+    const env = { BUS_TYPE: 'postgres', BUS_PREFIX: uniqueBusPrefix('bpl'), BUS_HIGH_WATER_MESSAGES: '20' };
+    const [a, b] = await Promise.all([startPod(env), startPod(env)]);
+    pods.push(a, b);
+    const r = `bpl-${Date.now().toString(36)}`;
+    const flooder = await clients.connect(a, 'flooder');
+    const receiver = await clients.connect(b, 'receiver');
+    for (const c of [flooder, receiver]) await c.join(r);
+    const n = 1_000;
+    const words = 'the team went well next sprint we could improve action item review'.split(' ');
+    let text = '';
+    for (let i = 0; text.length < 10_240; i++) text += `${words[(i * 31) % words.length]} `;
+    for (let i = 0; i < n; i++) flooder.send('publish', { event: 'big', data: { i, text }, id: `l${i}` });
+    await waitUntil(`${n} acks`, () => flooder.of('ack').length === n, WAIT);
+    await waitUntil(`${n} events on the other pod`, () => receiver.of('event').filter((e) => e.payload.event === 'big').length === n, WAIT);
+    expect(flooder.of('error')).toEqual([]);
+    const got = receiver.of('event').filter((e) => e.payload.event === 'big');
+    expect(got.map((e) => e.payload.data.i)).toEqual([...Array(n).keys()]);
+    expect(got.every((e) => e.payload.data.text === text)).toBe(true);
+    const stored = metricValue(await scrapeMetrics(a), 'retrotro_bus_large_payloads_total', { outcome: 'stored' });
+    const onB = await scrapeMetrics(b);
+    expect(stored).toBe(n);
+    expect(metricValue(onB, 'retrotro_bus_large_payloads_total', { outcome: 'read' })).toBe(n);
+    expect(metricValue(onB, 'retrotro_bus_large_payloads_total', { outcome: 'missing' })).toBe(0);
     expect(peakMiB(a)).toBeLessThan(400);
   });
 });

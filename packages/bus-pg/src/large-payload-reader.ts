@@ -149,6 +149,8 @@ export class LargePayloadReader {
       if (entry.payload === undefined) break;
       i++;
       if (entry.payload !== null) this.o.deliver(entry.stream, entry.payload);
+      // Delivered: the array must not keep the payload alive until it is compacted.
+      entry.payload = null;
     }
     if (i === held.length) {
       this.held = [];
