@@ -3,12 +3,16 @@
  * PostgreSQL compresses what it stores (history, large payloads), and `xxxx…` would shrink to
  * almost nothing there, flattering every path that stores. Instead, words drawn from a small
  * vocabulary by a fixed pseudo-random sequence: ASCII (one byte per character, nothing JSON
- * escapes), and about as compressible as the notes people type.
+ * escapes), and about as compressible as the notes people type. BENCH_PADDING=random makes it
+ * incompressible instead (base64-like letters: an image or a token someone pasted).
  */
 const WORDS =
   'the a to of and in we it for on is that with this was be as at our not are have can next team sprint went well better could improve action item review retro board card vote timer note idea keep stop start more less time meeting release bug test deploy customer feedback'.split(
     ' ',
   );
+
+const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+const random = process.env.BENCH_PADDING === 'random';
 
 const cache = new Map<number, string>();
 
@@ -24,7 +28,7 @@ export function textPadding(length: number): string {
     seed ^= seed << 13;
     seed ^= seed >>> 17;
     seed ^= seed << 5;
-    out += `${WORDS[(seed >>> 0) % WORDS.length]} `;
+    out += random ? BASE64[(seed >>> 0) % 64] : `${WORDS[(seed >>> 0) % WORDS.length]} `;
   }
   const text = out.slice(0, n);
   cache.set(n, text);

@@ -22,6 +22,8 @@ interface Held {
   /** Undefined until read; `null` once known to be gone. */
   payload: string | undefined | null;
   key: string;
+  /** Rows it is stored in. */
+  parts: number;
 }
 
 export interface ReaderOptions {
@@ -48,7 +50,7 @@ export class LargePayloadReader {
   /** A notification that carries its payload. */
   plain(stream: StreamKind, payload: string): void {
     if (this.head === this.held.length) this.o.deliver(stream, payload);
-    else this.held.push({ stream, payload, key: '' });
+    else this.held.push({ stream, payload, key: '', parts: 0 });
   }
 
   /** A notification on the large channel. */
@@ -64,7 +66,7 @@ export class LargePayloadReader {
       this.o.large.stats.read++;
       return this.plain(ref.stream, own);
     }
-    const entry: Held = { stream: ref.stream, payload: undefined, key: ref.key };
+    const entry: Held = { stream: ref.stream, payload: undefined, key: ref.key, parts: ref.parts };
     this.held.push(entry);
     this.unasked.push(entry);
     if (!this.reading && !this.scheduled) {
@@ -121,11 +123,7 @@ export class LargePayloadReader {
   /** One SELECT; undefined (and every key counted missing) when it failed. */
   private async fetch(batch: Held[]): Promise<Map<string, string> | undefined> {
     try {
-      return await this.o.large.fetch(
-        this.o.connection,
-        batch.map((e) => e.key),
-        this.o.timeoutMs,
-      );
+      return await this.o.large.fetch(this.o.connection, batch, this.o.timeoutMs);
     } catch (e) {
       const cause = e instanceof Error ? e : new Error(String(e));
       if (isConnectionError(e)) {

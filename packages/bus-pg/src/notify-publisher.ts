@@ -81,9 +81,12 @@ export interface PublisherJob {
 class Statement {
   readonly channels: string[] = [];
   readonly payloads: string[] = [];
-  /** Keys and payloads stored by reference (large-payloads.ts). */
+  /** The parts of payloads stored by reference (large-payloads.ts): key, number, text of each. */
   readonly keys: string[] = [];
+  readonly partNumbers: number[] = [];
   readonly large: string[] = [];
+  /** Payloads stored by reference. */
+  references = 0;
   bytes = 0;
   /** Some payload is empty or holds the separator: send the payload lists as JSON. */
   needsJson = false;
@@ -201,10 +204,15 @@ export class NotifyPublisher {
     const large = this.largePayloads;
     if (large !== undefined && payload.length > NOTIFY_UNITS && Buffer.byteLength(payload, 'utf8') > NOTIFY_MAX_PAYLOAD_BYTES) {
       const key = large.keyFor(payload);
+      const parts = LargePayloads.split(payload);
+      statement.references++;
       statement.channels.push(this.streams.large);
-      statement.payloads.push(LargePayloads.reference(this.streams.streamOf(channel) ?? 'room', key));
-      statement.keys.push(key);
-      statement.large.push(payload);
+      statement.payloads.push(LargePayloads.reference(this.streams.streamOf(channel) ?? 'room', key, parts.length));
+      for (let i = 0; i < parts.length; i++) {
+        statement.keys.push(key);
+        statement.partNumbers.push(i);
+        statement.large.push(parts[i]!);
+      }
       if (payload.includes(SEPARATOR)) statement.needsJson = true;
       return;
     }
@@ -339,7 +347,7 @@ export class NotifyPublisher {
     const large = this.largePayloads;
     let query: { name: string; text: string; values: string[] };
     if (statement.keys.length > 0 && large) {
-      values.push(statement.keys.join(','), list(statement.large));
+      values.push(statement.keys.join(','), statement.partNumbers.join(','), list(statement.large));
       const text = `WITH stored AS (${large.insertSql(json)}) ${json ? NOTIFY_JSON_SQL : NOTIFY_SQL}`;
       query = { name: STATEMENT_NAMES[json ? 3 : 2]!, text, values };
     } else {
@@ -352,7 +360,7 @@ export class NotifyPublisher {
       throw e;
     }
     this.stats.notifications += statement.payloads.length;
-    if (large) large.stats.stored += statement.keys.length;
+    if (large) large.stats.stored += statement.references;
   }
 
   private async send(connection: PgConnection, batch: Batch): Promise<void> {

@@ -9,6 +9,7 @@ import type { Logger, StreamKind } from '@retrotro/bus-core';
 import { escapeIdentifier, type Client } from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PgTransport, type PgTransportOptions } from '../src/index.js';
+import { LargePayloads } from '../src/large-payloads.js';
 import { adminClient, DATABASE_URL, dropLargeTables, RecordingSink, terminate } from './helpers.js';
 
 let admin: Client;
@@ -111,21 +112,42 @@ describe('large payloads by table', () => {
     expect(c.t.stats.large!.selects).toBeLessThan(c.t.stats.large!.read);
   });
 
-  it('are stored compressed in the row (lz4, no TOAST) when they compress like text', async () => {
+  it('are stored in parts that each fit in a row: no TOAST, no compression, read back whole', async () => {
     const prefix = uniquePrefix('lpinline');
     const a = await pod(prefix);
-    const words = 'the team went well next sprint we could improve action item review retro board card vote timer note idea'.split(' ');
-    let text = '';
-    for (let i = 0; text.length < 10_240; i++) text += `${words[(i * 7919) % words.length]} `;
-    await a.t.publish('room', text);
-    await waitFor('delivered', () => a.sink.received.length === 1);
+    const b = await pod(prefix);
+    let noise = '';
+    for (let i = 0; noise.length < 10_240; i++) noise += Math.random().toString(36).slice(2);
+    // Incompressible ASCII, 3-byte characters, and surrogate pairs straddling every cut.
+    const payloads = [noise, '€'.repeat(9_000), `a${'😀'.repeat(6_000)}`];
+    for (const p of payloads) await a.t.publish('room', p);
+    await waitFor('delivered', () => b.sink.received.length === 3);
+    expect(b.sink.payloads('room')).toEqual(payloads);
     const table = escapeIdentifier(`${prefix}_large`);
-    const { rows } = await admin.query<{ storage: string; compression: string; toast: string }>(
-      `SELECT (SELECT attstorage FROM pg_attribute WHERE attrelid = '${table}'::regclass AND attname = 'payload') AS storage,
-              (SELECT pg_column_compression(payload) FROM ${table} LIMIT 1) AS compression,
+    const { rows } = await admin.query<{ parts: number; widest: number; compressed: number; toast: string }>(
+      `SELECT (SELECT count(*)::int FROM ${table}) AS parts,
+              (SELECT max(octet_length(payload)) FROM ${table}) AS widest,
+              (SELECT count(pg_column_compression(payload))::int FROM ${table}) AS compressed,
               (SELECT pg_relation_size(reltoastrelid) FROM pg_class WHERE oid = '${table}'::regclass) AS toast`,
     );
-    expect(rows[0]).toEqual({ storage: 'm', compression: 'lz4', toast: '0' });
+    const expected = payloads.reduce((n, p) => n + LargePayloads.split(p).length, 0);
+    expect(rows[0]).toEqual({ parts: expected, widest: expect.any(Number), compressed: 0, toast: '0' });
+    expect(rows[0]!.widest).toBeLessThanOrEqual(7_800);
+  });
+
+  it('split: parts of at most 7800 UTF-8 bytes that join back to the payload, never cutting a surrogate pair', () => {
+    for (const payload of ['x'.repeat(7_800), 'x'.repeat(7_801), '€'.repeat(5_000), `${'a'.repeat(7_799)}😀b`, '😀'.repeat(4_000)]) {
+      const parts = LargePayloads.split(payload);
+      expect(parts.join('')).toBe(payload);
+      for (const part of parts) {
+        expect(Buffer.byteLength(part)).toBeLessThanOrEqual(7_800);
+        expect(part.isWellFormed()).toBe(true);
+      }
+    }
+    expect(LargePayloads.split('x'.repeat(7_801)).map((p) => p.length)).toEqual([7_800, 1]);
+    expect(LargePayloads.parse('room 0123456789abcdef0 2')).toEqual({ stream: 'room', key: '0123456789abcdef0', parts: 2 });
+    for (const bad of ['room 0123456789abcdef0', 'room 0123456789abcdef0 0', 'chat 0123456789abcdef0 1', 'room KEY 1', 'room 0123456789abcdef0 1 x'])
+      expect(LargePayloads.parse(bad)).toBeUndefined();
   });
 
   it('are swept from the table once older than the retention', async () => {
@@ -134,7 +156,8 @@ describe('large payloads by table', () => {
     await Promise.all(Array.from({ length: 5 }, (_, i) => a.t.publish('room', big(`${i}`))));
     await waitFor('delivered', () => a.sink.received.length === 5);
     expect(await rows(prefix)).toBeGreaterThan(0);
-    await waitFor('swept', () => a.t.stats.large!.swept === 5, 10_000);
+    const parts = Array.from({ length: 5 }, (_, i) => LargePayloads.split(big(`${i}`)).length).reduce((x, y) => x + y, 0);
+    await waitFor('swept', () => a.t.stats.large!.swept === parts, 10_000);
     expect(await rows(prefix)).toBe(0);
   });
 
@@ -143,7 +166,7 @@ describe('large payloads by table', () => {
     const a = await pod(prefix);
     await a.t.publish('room', big('creates-the-table'));
     await waitFor('first', () => a.sink.received.length === 1);
-    await admin.query('SELECT pg_notify($1, $2)', [`${prefix}_large`, 'room 0123456789abcdef0zz']);
+    await admin.query('SELECT pg_notify($1, $2)', [`${prefix}_large`, 'room 0123456789abcdef0zz 1']);
     await admin.query('SELECT pg_notify($1, $2)', [`${prefix}_large`, 'not a reference']);
     await admin.query('SELECT pg_notify($1, $2)', [`${prefix}_room`, 'after']);
     await waitFor('after', () => a.sink.payloads('room').includes('after'));
