@@ -117,7 +117,7 @@ describe('large payloads by table', () => {
     const a = await pod(prefix);
     const b = await pod(prefix);
     let noise = '';
-    for (let i = 0; noise.length < 10_240; i++) noise += Math.random().toString(36).slice(2);
+    while (noise.length < 10_240) noise += Math.random().toString(36).slice(2);
     // Incompressible ASCII, 3-byte characters, and surrogate pairs straddling every cut.
     const payloads = [noise, '€'.repeat(9_000), `a${'😀'.repeat(6_000)}`];
     for (const p of payloads) await a.t.publish('room', p);
@@ -141,7 +141,7 @@ describe('large payloads by table', () => {
       expect(parts.join('')).toBe(payload);
       for (const part of parts) {
         expect(Buffer.byteLength(part)).toBeLessThanOrEqual(7_800);
-        expect(part.isWellFormed()).toBe(true);
+        expect(Buffer.from(part, 'utf8').toString('utf8')).toBe(part); // no lone surrogate
       }
     }
     expect(LargePayloads.split('x'.repeat(7_801)).map((p) => p.length)).toEqual([7_800, 1]);
