@@ -37,9 +37,9 @@ export interface LargePayloadStats {
   read: number;
   /** SELECTs that read them (a burst shares one). */
   selects: number;
-  /** References whose row was gone (swept: this listener was more than the retention behind). */
+  /** References whose rows were gone (swept: this listener was more than the retention behind). */
   missing: number;
-  /** References that were not `<stream> <key>`. */
+  /** References that were not `<stream> <key> <parts>`. */
   malformed: number;
   /** Rows (parts of payloads) deleted by this transport's sweeps. */
   swept: number;
