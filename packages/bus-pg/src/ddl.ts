@@ -11,11 +11,12 @@ export function lockedDdl(lockName: string, ddl: string): string {
 }
 
 /**
- * Keeps `column` of `table` (an escaped identifier) compressed in the row up to a page:
- * STORAGE MAIN, toast_tuple_target 8160, lz4 where the server has it (cheaper than the default
- * pglz both ways). A 10 KB text message then costs one heap tuple instead of a row plus TOAST
- * chunks and their index entries (about twice the insert rate at 10 KB in a micro-benchmark). Only
- * when not yet set, so a pod starting next to busy ones takes no table lock.
+ * Keeps `column` of `table` (an escaped identifier) in the row, compressed only when the row
+ * would not fit in a page: STORAGE MAIN, toast_tuple_target 8160, lz4 where the server has
+ * it (cheaper than the default pglz both ways). A 10 KB text event then costs one heap tuple
+ * instead of a row plus TOAST chunks and their index entries (about twice the insert rate at
+ * 10 KB in a micro-benchmark). Set only when not yet set, so a pod starting next to busy ones
+ * takes no table lock.
  */
 export function inlineCompressed(table: string, column: string): string {
   return `DO $$ BEGIN

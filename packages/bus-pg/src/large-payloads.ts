@@ -28,7 +28,7 @@ import { randomBytes } from 'node:crypto';
 import { STREAMS, type StreamKind } from '@retrotro/bus-core';
 import { escapeIdentifier } from 'pg';
 import { withTimeout, type PgConnection } from './connection.js';
-import { lockedDdl } from './ddl.js';
+import { inlineCompressed, lockedDdl } from './ddl.js';
 
 export interface LargePayloadStats {
   /** Payloads this transport stored (sent by reference). */
@@ -92,12 +92,12 @@ export class LargePayloads {
     const table = escapeIdentifier(this.name);
     this.setupScript = lockedDdl(
       `retrotro-bus large ${prefix}`,
-      // toast_tuple_target at a page, STORAGE MAIN: a part stays in its row, uncompressed.
+      // A part's row stays under the table's toast_tuple_target (a page): never compressed, never moved.
       `CREATE UNLOGGED TABLE IF NOT EXISTS ${table} (
          key text NOT NULL, part integer NOT NULL, payload text NOT NULL, at timestamptz NOT NULL DEFAULT now(),
          PRIMARY KEY (key, part)
-       ) WITH (toast_tuple_target = 8160);
-       ALTER TABLE ${table} ALTER COLUMN payload SET STORAGE MAIN;
+       );
+       ${inlineCompressed(table, 'payload')}
        CREATE INDEX IF NOT EXISTS ${escapeIdentifier(`${this.name}_at`)} ON ${table} (at);`,
     );
     this.fetchSql = `SELECT key, part, payload FROM ${table} WHERE key = ANY(string_to_array($1, ','))`;
