@@ -6,12 +6,11 @@
  * reason, and the run goes on without it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { PeerEndpoint, ServerKind } from './clients/peer.js';
 import type { BenchTargets, BusKind } from './config.js';
 import { sleep } from './clock.js';
-import { freePort, startPod, stopProcess, track } from './pods.js';
+import { freePort, outputTail, startPod, stopProcess, track } from './pods.js';
 
 export const SIO_NODE_MAIN = fileURLToPath(new URL('./sio/node.js', import.meta.url));
 
@@ -104,13 +103,7 @@ async function startSioNode(name: string, adapter: string, prefix: string, targe
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
   );
-  const output: string[] = [];
-  const keep = (line: string) => {
-    output.push(line);
-    if (output.length > 50) output.shift();
-  };
-  createInterface({ input: proc.stdout! }).on('line', keep);
-  createInterface({ input: proc.stderr! }).on('line', keep);
+  const output = outputTail(proc);
   const node: PeerProcess = {
     endpoint: { kind: 'sio', name, port },
     proc,

@@ -12,6 +12,18 @@ import type { BenchTargets } from './config.js';
 import { sleep } from './clock.js';
 import { BENCH_SECRET } from './token.js';
 
+/** The last 50 lines a child printed on stdout and stderr, kept for the error that says why it failed. */
+export function outputTail(proc: ChildProcess): string[] {
+  const output: string[] = [];
+  const keep = (line: string) => {
+    output.push(line);
+    if (output.length > 50) output.shift();
+  };
+  createInterface({ input: proc.stdout! }).on('line', keep);
+  createInterface({ input: proc.stderr! }).on('line', keep);
+  return output;
+}
+
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const SERVER_MAIN = fileURLToPath(new URL('../../server/dist/main.js', import.meta.url));
 
@@ -129,13 +141,7 @@ export async function startPod(name: string, options: PodOptions, attempt = 1): 
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
   );
-  const output: string[] = [];
-  const keep = (line: string) => {
-    output.push(line);
-    if (output.length > 50) output.shift();
-  };
-  createInterface({ input: proc.stdout! }).on('line', keep);
-  createInterface({ input: proc.stderr! }).on('line', keep);
+  const output = outputTail(proc);
   const pod: Pod = {
     name,
     port,

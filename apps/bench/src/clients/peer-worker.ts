@@ -6,34 +6,23 @@
  * Messages: main -> worker `{ type: 'finish', sent }`; worker -> main `ready`, `probed`, then
  * the report.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { nowUs, sleep, waitFor } from '../clock.js';
 import { WorkerHandle } from './worker-handle.js';
-import { LatencySamples, SeqTracker, sumIntegrity, type Integrity, type LatencySummary } from '../stats.js';
 import { openPeerReceivers } from './open.js';
+import { receivePaced, type PacedCounts, type PacedJob } from './paced-receivers.js';
 import type { PeerEndpoint } from './peer.js';
-import { PROBE } from './ws.js';
 
-export interface PeerReceiverJob {
+export interface PeerReceiverJob extends PacedJob {
   peerWorker: true;
   endpoint: PeerEndpoint;
   roomId: string;
   count: number;
   label: string;
-  capacity: number;
-  measureFromSeq: number;
-  drainMs: number;
 }
 
-export interface PeerReceiverReport {
-  receivers: number;
-  delivered: number;
-  latency: LatencySummary;
-  integrity: Integrity;
+export interface PeerReceiverReport extends PacedCounts {
   cuts: number;
   recoveries: number;
-  loopDelay: { p99: number; max: number };
 }
 
 export class PeerReceiverWorker extends WorkerHandle<PeerReceiverReport> {
@@ -45,40 +34,11 @@ export class PeerReceiverWorker extends WorkerHandle<PeerReceiverReport> {
 async function runWorker(job: PeerReceiverJob): Promise<void> {
   const port = parentPort!;
   const receivers = await openPeerReceivers(job.endpoint, job.roomId, job.count, job.label);
-  const trackers = receivers.map(() => new SeqTracker(job.capacity));
-  const latency = new LatencySamples();
-  const probed = new Set<number>();
-  let delivered = 0;
-  receivers.forEach((r, i) => {
-    const tracker = trackers[i]!;
-    r.listen((seq, sentUs) => {
-      if (seq === PROBE) {
-        if (!probed.has(i)) {
-          probed.add(i);
-          if (probed.size === receivers.length) port.postMessage({ type: 'probed' });
-        }
-        return;
-      }
-      if (seq < 0 || !tracker.record(seq)) return;
-      delivered++;
-      if (seq >= job.measureFromSeq) latency.add((nowUs() - sentUs) / 1000);
-    });
-  });
-  const loop = monitorEventLoopDelay({ resolution: 1 });
-  loop.enable();
-  port.postMessage({ type: 'ready' });
-  const sent = await new Promise<number>((resolve) => port.once('message', (m: { sent: number }) => resolve(m.sent)));
-  await waitFor(() => delivered >= sent * receivers.length, job.drainMs);
-  await sleep(30);
-  loop.disable();
+  const counts = await receivePaced(receivers, job, port);
   const report: PeerReceiverReport = {
-    receivers: receivers.length,
-    delivered,
-    latency: latency.summary(),
-    integrity: sumIntegrity(trackers, sent),
+    ...counts,
     cuts: receivers.reduce((s, r) => s + r.cuts, 0),
     recoveries: receivers.reduce((s, r) => s + r.recoveries, 0),
-    loopDelay: { p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
   };
   for (const r of receivers) r.close();
   port.postMessage({ type: 'report', report });
